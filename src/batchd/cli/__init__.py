@@ -1,0 +1,19 @@
+"""The `batchd` command line: one Typer app, one sub-app per area (cron, serve, admin, ...)."""
+
+from __future__ import annotations
+
+import typer
+
+from batchd.cli.cron import app as cron_app
+
+app = typer.Typer(
+    name="batchd",
+    help="batchd: batch workflows with Quartz schedules, speaking the EnOS Batch Processing API v2.1.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(cron_app, name="cron")
+
+
+def main() -> None:
+    app()
