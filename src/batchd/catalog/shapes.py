@@ -1,0 +1,334 @@
+"""Records → the wire dicts of the EnOS API, and the stored document ↔ records.
+
+Wire quirks reproduced on purpose (spec §8): `graph`, `parameters` and `runMode` are JSON *inside
+strings*; ids are numbers in some places and strings in others (`flowId` is an int in FlowDetail
+but a string in PageFlow, MyFlowItem and graph nodes); FlowDetail says `owner`/`visitor` where the
+graph says `owners`/`visitors`; flow timestamps look like Java's `Timestamp.toString()`.
+
+The stored document (column `flows.definition`, and each `flow_versions.definition`) is the Export
+shape plus a few keys only the server needs (task ids, canvas positions, resolved link ids, cycle
+gaps, queue). It is read back with the same validation code as an import, so there is one codec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from batchd.catalog.fields import FieldReader
+from batchd.catalog.model import (
+    FlowDefinition,
+    FlowLink,
+    LinkRelation,
+    NamedRelation,
+    Position,
+    StoredFlow,
+    TaskDefinition,
+    TaskLink,
+)
+from batchd.catalog.validation import parse_definition
+
+UTC = dt.timezone.utc
+
+
+def java_timestamp(epoch_ms: int, zone: dt.tzinfo = UTC) -> str:
+    """`yyyy-MM-dd HH:mm:ss.S` like Java's Timestamp.toString(): fraction without trailing zeros,
+    at least one digit (`2019-07-22 08:56:35.0`, `... 08:56:35.25`)."""
+    moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(zone)
+    fraction = f"{moment.microsecond:06d}".rstrip("0") or "0"
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{fraction}"
+
+
+def zone_of(name: str | None) -> dt.tzinfo:
+    """The settings' time zone name as a tzinfo; UTC when unset or unknown."""
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (KeyError, ValueError):
+        return UTC
+
+
+def _date_text(value: dt.date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _codes_text(codes: tuple[int, ...]) -> str:
+    return ",".join(str(code) for code in codes)
+
+
+def _run_mode_text(task: TaskDefinition) -> str:
+    mode = task.run_mode
+    if mode.text:
+        return mode.text
+    return json.dumps({
+        "taskMode": mode.task_mode, "cpu": mode.cpu, "memory": mode.memory_gb,
+        "maxParallel": mode.max_parallel, "keyType": mode.key_type,
+        "datasourceId": mode.datasource_id, "path": mode.path, "content": mode.content,
+    }, separators=(",", ":"))
+
+
+def export_task(task: TaskDefinition) -> dict[str, Any]:
+    return {
+        "name": task.name,
+        "resource": task.resource,
+        "type": task.type,
+        "syncType": task.sync_type,
+        "cmd": task.cmd,
+        "submitter": task.submitter,
+        "filePackage": task.file_package,
+        "cron": task.cron,
+        "priorityLevel": task.priority_level,
+        "timeout": task.timeout_seconds,
+        "retryLimit": task.retry_limit,
+        "retryInterval": task.retry_interval_seconds,
+        "successCode": _codes_text(task.success_codes),
+        "waitCode": _codes_text(task.wait_codes),
+        "asLink": task.as_link,
+        "runMode": _run_mode_text(task),
+    }
+
+
+def export_definition(definition: FlowDefinition) -> dict[str, Any]:
+    """Export Flow's FlowDefinition, also the `flowJson` Import Flow takes back unchanged."""
+    d = definition
+    return {
+        "name": d.name,
+        "cycle": d.cycle.value,
+        "cron": d.cron,
+        "parameters": d.parameters.text,
+        "alertMode": d.alert_mode,
+        "submitter": d.submitter,
+        "owners": d.owners.text,
+        "visitors": d.visitors.text,
+        "type": d.type,
+        "syncType": d.sync_type,
+        "desc": d.desc,
+        "startTime": _date_text(d.start_date),
+        "tasks": [export_task(t) for t in d.tasks],
+        "flowLinks": [{"linkId": f.link_id, "sourceFlowName": f.source_flow_name} for f in d.flow_links],
+        "taskLinks": [
+            {"linkId": t.link_id, "sourceFlowName": t.source_flow_name, "sourceTaskName": t.source_task_name}
+            for t in d.task_links
+        ],
+        "relations": [
+            {"sourceTaskName": r.source, "targetTaskName": r.target, "rerun": r.rerun} for r in d.relations
+        ],
+        "linkRelations": [
+            {"linkId": r.link_id, "targetTaskName": r.target, "rerun": r.rerun} for r in d.link_relations
+        ],
+    }
+
+
+# --- the stored document -------------------------------------------------------------------
+
+
+def _position_doc(position: Position | None) -> dict[str, float] | None:
+    return None if position is None else {"x": position.x, "y": position.y}
+
+
+def _position_of(doc: Any) -> Position | None:
+    return None if not isinstance(doc, dict) else Position(x=float(doc["x"]), y=float(doc["y"]))
+
+
+def to_document(definition: FlowDefinition) -> str:
+    """The JSON text stored for a flow version: Export's shape plus server-only keys."""
+    doc = export_definition(definition)
+    doc["queue"] = definition.queue
+    for task_doc, task in zip(doc["tasks"], definition.tasks, strict=True):
+        task_doc["taskId"] = task.task_id
+        task_doc["position"] = _position_doc(task.position)
+    for link_doc, flow_link in zip(doc["flowLinks"], definition.flow_links, strict=True):
+        link_doc["sourceFlowId"] = flow_link.source_flow_id
+        link_doc["position"] = _position_doc(flow_link.position)
+    for link_doc, task_link in zip(doc["taskLinks"], definition.task_links, strict=True):
+        link_doc["sourceFlowId"] = task_link.source_flow_id
+        link_doc["sourceTaskId"] = task_link.source_task_id
+        link_doc["position"] = _position_doc(task_link.position)
+    for rel_doc, rel in zip(doc["relations"], definition.relations, strict=True):
+        rel_doc["cycleGap"] = rel.cycle_gap
+    for rel_doc, lrel in zip(doc["linkRelations"], definition.link_relations, strict=True):
+        rel_doc["cycleGap"] = lrel.cycle_gap
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def from_document(text: str) -> FlowDefinition:
+    """Inverse of `to_document`, re-validated field by field like an import."""
+    doc = json.loads(text)
+    d = parse_definition(FieldReader(doc, "definition"), name=doc["name"])
+    return FlowDefinition(
+        **{**_fields(d), "queue": doc.get("queue", "")},
+        tasks=tuple(
+            _replace(t, task_id=td.get("taskId"), position=_position_of(td.get("position")))
+            for t, td in zip(d.tasks, doc["tasks"], strict=True)
+        ),
+        relations=tuple(
+            _replace(r, cycle_gap=rd.get("cycleGap")) for r, rd in zip(d.relations, doc["relations"], strict=True)
+        ),
+        flow_links=tuple(
+            _replace(f, source_flow_id=fd.get("sourceFlowId"), position=_position_of(fd.get("position")))
+            for f, fd in zip(d.flow_links, doc["flowLinks"], strict=True)
+        ),
+        task_links=tuple(
+            _replace(t, source_flow_id=td.get("sourceFlowId"), source_task_id=td.get("sourceTaskId"),
+                     position=_position_of(td.get("position")))
+            for t, td in zip(d.task_links, doc["taskLinks"], strict=True)
+        ),
+        link_relations=tuple(
+            _replace(r, cycle_gap=rd.get("cycleGap"))
+            for r, rd in zip(d.link_relations, doc["linkRelations"], strict=True)
+        ),
+    )
+
+
+_COLLECTIONS = ("tasks", "relations", "flow_links", "task_links", "link_relations", "queue")
+
+
+def _fields(definition: FlowDefinition) -> dict[str, Any]:
+    return {
+        name: getattr(definition, name)
+        for name in definition.__dataclass_fields__
+        if name not in _COLLECTIONS
+    }
+
+
+def _replace(record: Any, **changes: Any) -> Any:
+    return dataclasses.replace(record, **changes)
+
+
+# --- graph shape (Get Flow, Load Flow For Edit) -------------------------------------------
+
+
+def task_node_id(task: TaskDefinition) -> str:
+    return f"t_{task.task_id}"
+
+
+def link_node_id(link: FlowLink | TaskLink) -> str:
+    """`f_<flowId>` for a flow reference; `t_<taskId>` (a foreign task id) for a task reference.
+
+    EnOS wraps a task reference in a system-made *virtual* flow with its own id; batchd has no
+    virtual flows, so the node is named after the referenced task, which is unique too.
+    """
+    if isinstance(link, TaskLink):
+        return f"t_{link.source_task_id}"
+    return f"f_{link.source_flow_id}"
+
+
+def _xy(position: Position | None) -> dict[str, float]:
+    position = position or Position()
+    return {"x": position.x, "y": position.y}
+
+
+def flow_graph(flow: StoredFlow) -> dict[str, Any]:
+    """FlowGraph (spec §2.2), the content of FlowDetail.graph."""
+    d = flow.definition
+    node_of_task = {t.name: task_node_id(t) for t in d.tasks}
+    node_of_link: dict[str, str] = {}
+    flow_nodes: list[dict[str, Any]] = []
+    for flow_link in d.flow_links:
+        node_of_link[flow_link.link_id] = link_node_id(flow_link)
+        flow_nodes.append({
+            "flowId": str(flow_link.source_flow_id), "flowName": flow_link.source_flow_name,
+            "nodeId": link_node_id(flow_link), "isVirtual": False, **_xy(flow_link.position),
+        })
+    for task_link in d.task_links:
+        node_of_link[task_link.link_id] = link_node_id(task_link)
+        flow_nodes.append({
+            "flowId": str(task_link.source_flow_id),
+            "flowName": f"{task_link.source_task_id}({task_link.source_task_name})",
+            "nodeId": link_node_id(task_link), "isVirtual": True, **_xy(task_link.position),
+        })
+    default_gap = f"{d.cycle.value}0"
+    relations = [
+        {"source": node_of_task[r.source], "target": node_of_task[r.target], "rerun": r.rerun,
+         "cycleGap": r.cycle_gap or default_gap}
+        for r in d.relations
+    ] + [
+        {"source": node_of_link[r.link_id], "target": node_of_task[r.target], "rerun": r.rerun,
+         "cycleGap": r.cycle_gap or default_gap}
+        for r in d.link_relations
+    ]
+    return {
+        "name": d.name,
+        "type": d.type,
+        "cycle": d.cycle.value,
+        "freq": d.cron,
+        "startTime": _date_text(d.start_date),
+        "active": int(flow.active),
+        "alertMode": d.alert_mode,
+        "owners": d.owners.text,
+        "visitors": d.visitors.text,
+        "doAs": d.submitter,
+        "creator": flow.creator,
+        "parameters": d.parameters.text,
+        "queue": d.queue,
+        "desc": d.desc,
+        "syncType": d.sync_type,
+        "tasks": [
+            {"taskName": t.name, "taskId": str(t.task_id), "nodeId": task_node_id(t), **_xy(t.position)}
+            for t in d.tasks
+        ],
+        "flows": flow_nodes,
+        "relations": relations,
+    }
+
+
+def flow_detail(flow: StoredFlow, *, can_edit: bool, can_read: bool, user_locked: bool,
+                zone: dt.tzinfo = UTC) -> dict[str, Any]:
+    """FlowDetail (spec §2.1) of Get Flow and Load Flow For Edit, for one caller.
+
+    `version` is a batchd addition: the number of the version shown (see docs/decisions.md).
+    """
+    d = flow.definition
+    graph = flow_graph(flow)
+    return {
+        "flowId": flow.flow_id,
+        "flowName": d.name,
+        "active": int(flow.active),
+        "creator": flow.creator,
+        "createTime": java_timestamp(flow.create_time_ms, zone),
+        "updateUser": flow.update_user,
+        "updateTime": java_timestamp(flow.update_time_ms, zone),
+        "freq": d.cron,
+        "cycle": d.cycle.value,
+        "parameters": d.parameters.text,
+        "owner": d.owners.text,
+        "visitor": d.visitors.text,
+        "doAs": d.submitter,
+        "alertMode": d.alert_mode,
+        "graph": json.dumps(graph, ensure_ascii=False, separators=(",", ":")),
+        "entry": flow.entry,
+        "type": d.type,
+        "syncType": d.sync_type,
+        "desc": d.desc,
+        "startTime": _date_text(d.start_date),
+        "virtual": False,
+        "locked": False,
+        "hasEditPri": can_edit,
+        "hasReadPri": can_read,
+        "isUserLocked": user_locked,
+        "queue": d.queue,
+        "version": flow.version,
+    }
+
+
+def my_flow_item(flow_id: int, name: str, cycle: str, *, editable: bool) -> dict[str, Any]:
+    """Get My Flow item: `flowId` is a *string* here."""
+    return {"flowId": str(flow_id), "editable": editable, "flowName": name, "cycle": cycle}
+
+
+def page_flow(flow_id: int, name: str) -> dict[str, Any]:
+    """Search Flow item: `flowId` as a string, like the sample."""
+    return {"flowId": str(flow_id), "flowName": name}
+
+
+WORKFLOW_TYPE = 1  # directory/file `type` of the Workflow tree
+
+
+def directory_node(dir_id: str, title: str, children: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"children": children, "title": title, "type": WORKFLOW_TYPE, "key": dir_id, "isDirectory": True}
+
+
+def workflow_leaf(flow_id: int, name: str, *, editable: bool) -> dict[str, Any]:
+    return {"editable": editable, "title": name, "type": WORKFLOW_TYPE, "key": flow_id, "isDirectory": False}
