@@ -409,7 +409,7 @@ def _graph_flows(reader: FieldReader) -> tuple[GraphFlowNode, ...]:
         nodes.append(GraphFlowNode(
             flow_id=flow_id,
             flow_name=item.text(_pick(item, "flowName", "flow_name")),
-            node_id=item.text(_pick(item, "nodeId", "node_id")) or f"f_{flow_id}",
+            node_id=item.text(_pick(item, "nodeId", "node_id")),
             is_virtual=item.boolean(_pick(item, "isVirtual", "is_virtual")),
             position=_position(item),
         ))
