@@ -1,0 +1,313 @@
+"""Reading and writing stored flows on the platform's tables, inside the caller's transaction.
+
+A flow lives in several tables (store/tables.py): `flows` (one row: the current definition as a
+document plus the columns searches need), `flow_versions` (every saved document), `tasks` (one
+row per task: ids are global and the engine refers to them), `flow_dependencies` (one row per
+upstream flow, so Delete can refuse a flow others depend on). Functions here keep them in step;
+they never commit: the API commits or rolls back the whole request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchd.catalog.fields import show, to_int
+from batchd.catalog.model import FlowDefinition, FlowLink, StoredFlow, TaskDefinition, TaskLink, UserList
+from batchd.catalog.shapes import from_document, to_document
+from batchd.errors import InvalidParameter
+from batchd.store import ids
+from batchd.store.tables import flow_dependencies, flow_versions, flows, tasks
+
+FLOW_COUNTER = "flow_id"
+TASK_COUNTER = "task_id"
+
+
+def parse_flow_id(value: object, field: str = "flowId") -> int:
+    """A flow id from a query string or body value; absent → 62102 naming the field."""
+    if value is None or value == "":
+        raise InvalidParameter(f"{field}: is required")
+    return to_int(value, field, low=1)
+
+
+def _not_found(flow_id: int) -> InvalidParameter:
+    return InvalidParameter(f"flowId: workflow {flow_id} does not exist")
+
+
+def _stored(row: sa.Row, definition: FlowDefinition | None = None, version: int | None = None) -> StoredFlow:
+    return StoredFlow(
+        flow_id=row.flow_id,
+        org_id=row.org_id,
+        dir_id=row.dir_id,
+        definition=definition or from_document(row.definition),
+        active=bool(row.active),
+        creator=row.creator,
+        create_time_ms=row.create_time,
+        update_time_ms=row.update_time,
+        update_user=row.update_user,
+        entry=row.entry,
+        version=version or row.version,
+    )
+
+
+async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version: int | None = None) -> StoredFlow:
+    """The flow as of `version` (current when None); another organisation's flow is not found."""
+    row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
+    if row is None or row.org_id != org_id:
+        raise _not_found(flow_id)
+    if version is None or version == row.version:
+        return _stored(row)
+    document = (
+        await conn.execute(
+            sa.select(flow_versions.c.definition).where(
+                flow_versions.c.flow_id == flow_id, flow_versions.c.version == version
+            )
+        )
+    ).scalar_one_or_none()
+    if document is None:
+        raise InvalidParameter(f"version: workflow {flow_id} has no version {version} (current: {row.version})")
+    return _stored(row, from_document(document), version)
+
+
+async def flow_id_taken(conn: AsyncConnection, flow_id: int) -> bool:
+    found = await conn.execute(sa.select(flows.c.flow_id).where(flows.c.flow_id == flow_id))
+    return found.first() is not None
+
+
+async def allocate_flow_id(conn: AsyncConnection, wanted: int | None) -> int:
+    """`wanted` when given and free (the counter then skips past it), else the next counter value."""
+    if wanted is not None and not await flow_id_taken(conn, wanted):
+        await ids.reserve_at_least(conn, FLOW_COUNTER, wanted)
+        return wanted
+    while True:
+        candidate = await ids.next_id(conn, FLOW_COUNTER)
+        if not await flow_id_taken(conn, candidate):
+            return candidate
+
+
+async def check_name_free(conn: AsyncConnection, org_id: str, name: str, field: str, *,
+                          except_flow: int | None = None) -> None:
+    """Flow names are unique in an organisation: links name their upstream flow by name."""
+    query = sa.select(flows.c.flow_id).where(flows.c.org_id == org_id, flows.c.name == name)
+    if except_flow is not None:
+        query = query.where(flows.c.flow_id != except_flow)
+    existing = (await conn.execute(query)).scalar_one_or_none()
+    if existing is not None:
+        raise InvalidParameter(f"{field}: a workflow named {show(name)} already exists (flowId {existing})")
+
+
+async def _flow_by_name(conn: AsyncConnection, org_id: str, name: str) -> sa.Row | None:
+    query = sa.select(flows).where(flows.c.org_id == org_id, flows.c.name == name)
+    return (await conn.execute(query)).first()
+
+
+async def _flow_by_id(conn: AsyncConnection, org_id: str, flow_id: int | None) -> sa.Row | None:
+    row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
+    return row if row is not None and row.org_id == org_id else None
+
+
+def _referenced_task(upstream: sa.Row, task_name: str | None, task_id: int | None) -> TaskDefinition | None:
+    definition = from_document(upstream.definition)
+    return next(
+        (t for t in definition.tasks if (t.name == task_name if task_name is not None else t.task_id == task_id)),
+        None,
+    )
+
+
+async def resolve_links(conn: AsyncConnection, org_id: str, definition: FlowDefinition, *, self_id: int | None,
+                        path: str) -> FlowDefinition:
+    """Fill in the other half of every reference, in the caller's organisation only.
+
+    Import names upstreams (`sourceFlowName`, `sourceTaskName`) and gets their ids; Save's graph
+    names them by id and gets their names. Unknown upstreams, a reference to the flow itself,
+    and task references to tasks that do not allow them (`asLink` false) are refused.
+    """
+    prefix = f"{path}." if path else ""
+    flow_links: list[FlowLink] = []
+    for i, link in enumerate(definition.flow_links):
+        where = f"{prefix}flowLinks[{i}]"
+        upstream = await _find_upstream(conn, org_id, link.source_flow_id, link.source_flow_name, where)
+        if upstream.flow_id == self_id:
+            raise InvalidParameter(f"{where}: a workflow cannot reference itself")
+        flow_links.append(dataclasses.replace(link, source_flow_id=upstream.flow_id, source_flow_name=upstream.name))
+    task_links: list[TaskLink] = []
+    for i, tlink in enumerate(definition.task_links):
+        where = f"{prefix}taskLinks[{i}]"
+        if tlink.source_task_id is not None:  # from Save: the task id decides the flow
+            owner = (await conn.execute(sa.select(tasks.c.flow_id).where(tasks.c.task_id == tlink.source_task_id)))
+            upstream_id = owner.scalar_one_or_none()
+            upstream = await _flow_by_id(conn, org_id, upstream_id)
+            if upstream is None:
+                raise InvalidParameter(f"{where}: task {tlink.source_task_id} does not exist")
+            task = _referenced_task(upstream, None, tlink.source_task_id)
+        else:
+            upstream = await _find_upstream(conn, org_id, None, tlink.source_flow_name, where)
+            task = _referenced_task(upstream, tlink.source_task_name, None)
+            if task is None:
+                raise InvalidParameter(
+                    f"{where}.sourceTaskName: workflow {show(upstream.name)} has no task {show(tlink.source_task_name)}"
+                )
+        if upstream.flow_id == self_id:
+            raise InvalidParameter(f"{where}: a workflow cannot reference its own task")
+        if task is None or not task.as_link:
+            name = task.name if task else tlink.source_task_id
+            raise InvalidParameter(f"{where}: task {show(name)} does not allow references (asLink is false)")
+        task_links.append(dataclasses.replace(
+            tlink, source_flow_id=upstream.flow_id, source_flow_name=upstream.name,
+            source_task_id=task.task_id, source_task_name=task.name,
+        ))
+    return dataclasses.replace(definition, flow_links=tuple(flow_links), task_links=tuple(task_links))
+
+
+async def _find_upstream(conn: AsyncConnection, org_id: str, flow_id: int | None, name: str, where: str) -> sa.Row:
+    if flow_id is not None:
+        row = await _flow_by_id(conn, org_id, flow_id)
+        if row is None:
+            raise InvalidParameter(f"{where}: workflow {flow_id} does not exist")
+        return row
+    row = await _flow_by_name(conn, org_id, name)
+    if row is None:
+        raise InvalidParameter(f"{where}.sourceFlowName: no workflow named {show(name)} in this organisation")
+    return row
+
+
+def upstream_ids(definition: FlowDefinition) -> set[int]:
+    return {link.source_flow_id for link in (*definition.flow_links, *definition.task_links)
+            if link.source_flow_id is not None}
+
+
+async def check_no_dependency_cycle(conn: AsyncConnection, flow_id: int, upstreams: Iterable[int]) -> None:
+    """Refuse references that would make flows wait on each other forever (7 → 3 → 7).
+
+    Walks `flow_dependencies` upstream from the new references, breadth first, remembering who
+    reached whom, so the message can list the flow ids on the loop in dependency order.
+    """
+    reached_from = {u: flow_id for u in upstreams}  # upstream -> the flow that depends on it
+    frontier = list(reached_from)
+    while frontier:
+        rows = await conn.execute(
+            sa.select(flow_dependencies.c.flow_id, flow_dependencies.c.upstream_flow_id)
+            .where(flow_dependencies.c.flow_id.in_(frontier))
+            .order_by(flow_dependencies.c.flow_id, flow_dependencies.c.upstream_flow_id)
+        )
+        frontier = []
+        for downstream, upstream in rows:
+            if upstream == flow_id:
+                chain = [downstream]
+                while chain[-1] != flow_id:
+                    chain.append(reached_from[chain[-1]])
+                loop = [flow_id, *reversed(chain[:-1]), flow_id]
+                raise InvalidParameter(
+                    "flows: workflow references would form a cycle: " + " -> ".join(map(str, loop))
+                )
+            if upstream not in reached_from:
+                reached_from[upstream] = downstream
+                frontier.append(upstream)
+
+
+async def assign_task_ids(conn: AsyncConnection, definition: FlowDefinition) -> FlowDefinition:
+    new_tasks = []
+    for task in definition.tasks:
+        if task.task_id is None:
+            task = dataclasses.replace(task, task_id=await ids.next_id(conn, TASK_COUNTER))
+        new_tasks.append(task)
+    return dataclasses.replace(definition, tasks=tuple(new_tasks))
+
+
+def _columns(definition: FlowDefinition) -> dict[str, object]:
+    """The `flows` columns mirrored from the definition, for queries that never parse documents.
+
+    Owners and visitors are stored normalised as `;a;b;` so `LIKE '%;name;%'` finds a user.
+    """
+    return {
+        "name": definition.name,
+        "owners": UserList.of(list(definition.owners.names)).text,
+        "visitors": UserList.of(list(definition.visitors.names)).text,
+        "type": definition.type,
+        "cron": definition.cron,
+        "cycle": definition.cycle.value,
+        "start_date": definition.start_date.isoformat() if definition.start_date else "",
+        "definition": to_document(definition),
+    }
+
+
+async def insert_flow(conn: AsyncConnection, flow: StoredFlow) -> None:
+    document = to_document(flow.definition)
+    await conn.execute(sa.insert(flows).values(
+        flow_id=flow.flow_id, org_id=flow.org_id, dir_id=flow.dir_id, creator=flow.creator,
+        active=int(flow.active), entry=flow.entry, version=flow.version, create_time=flow.create_time_ms,
+        update_time=flow.update_time_ms, update_user=flow.update_user, **_columns(flow.definition),
+    ))
+    await _write_tasks(conn, flow.flow_id, (), flow.definition.tasks)
+    await _write_dependencies(conn, flow.flow_id, flow.definition)
+    await _write_version(conn, flow, document)
+
+
+async def update_flow(conn: AsyncConnection, before: StoredFlow, after: StoredFlow) -> None:
+    """Write `after` as the new current version of the flow `before` was loaded as."""
+    await conn.execute(sa.update(flows).where(flows.c.flow_id == after.flow_id).values(
+        active=int(after.active), version=after.version, update_time=after.update_time_ms,
+        update_user=after.update_user, **_columns(after.definition),
+    ))
+    await _write_tasks(conn, after.flow_id, before.definition.tasks, after.definition.tasks)
+    await conn.execute(sa.delete(flow_dependencies).where(flow_dependencies.c.flow_id == after.flow_id))
+    await _write_dependencies(conn, after.flow_id, after.definition)
+    await _write_version(conn, after, to_document(after.definition))
+
+
+async def _write_tasks(conn: AsyncConnection, flow_id: int, old: tuple[TaskDefinition, ...],
+                       new: tuple[TaskDefinition, ...]) -> None:
+    """Make the `tasks` rows of `flow_id` match `new`: drop, rename, insert — in that order, and
+    renames through a temporary name, so swapping two names never trips the unique constraint."""
+    kept = {t.task_id: t for t in new}
+    gone = [t.task_id for t in old if t.task_id not in kept]
+    if gone:
+        await conn.execute(sa.delete(tasks).where(tasks.c.task_id.in_(gone)))
+    old_names = {t.task_id: t.name for t in old}
+    renamed = [t for t in new if t.task_id in old_names and old_names[t.task_id] != t.name]
+    for task in renamed:
+        await conn.execute(sa.update(tasks).where(tasks.c.task_id == task.task_id).values(name=f"\x00{task.task_id}"))
+    for task in renamed:
+        await conn.execute(sa.update(tasks).where(tasks.c.task_id == task.task_id).values(name=task.name))
+    added = [t for t in new if t.task_id not in old_names]
+    if added:
+        await conn.execute(sa.insert(tasks), [{"task_id": t.task_id, "flow_id": flow_id, "name": t.name} for t in added])
+
+
+async def _write_dependencies(conn: AsyncConnection, flow_id: int, definition: FlowDefinition) -> None:
+    rows = [{"flow_id": flow_id, "upstream_flow_id": u} for u in sorted(upstream_ids(definition))]
+    if rows:
+        await conn.execute(sa.insert(flow_dependencies), rows)
+
+
+async def _write_version(conn: AsyncConnection, flow: StoredFlow, document: str) -> None:
+    await conn.execute(sa.insert(flow_versions).values(
+        flow_id=flow.flow_id, version=flow.version, definition=document, saved_by=flow.update_user,
+        saved_at=flow.update_time_ms,
+    ))
+
+
+async def dependents(conn: AsyncConnection, flow_id: int) -> list[str]:
+    """Names of the flows that reference `flow_id`, for Delete's refusal message."""
+    rows = await conn.execute(
+        sa.select(flows.c.name)
+        .join(flow_dependencies, flow_dependencies.c.flow_id == flows.c.flow_id)
+        .where(flow_dependencies.c.upstream_flow_id == flow_id, flows.c.flow_id != flow_id)
+        .order_by(flows.c.name)
+    )
+    return [row.name for row in rows]
+
+
+async def delete_flow_rows(conn: AsyncConnection, flow_id: int) -> None:
+    for table in (flow_dependencies, tasks, flow_versions):
+        await conn.execute(sa.delete(table).where(table.c.flow_id == flow_id))
+    await conn.execute(sa.delete(flows).where(flows.c.flow_id == flow_id))
+
+
+async def set_active(conn: AsyncConnection, flow_id: int, active: bool, user: str, now: int) -> None:
+    await conn.execute(
+        sa.update(flows).where(flows.c.flow_id == flow_id).values(active=int(active), update_time=now, update_user=user)
+    )

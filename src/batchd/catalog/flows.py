@@ -1,0 +1,201 @@
+"""The workflow operations of the API, each a function over the request's one transaction.
+
+Each validates everything it can before writing anything, and every write happens on the
+connection the API commits only when the function returns: a refused Import leaves no flow, no
+task and no version behind, and its ids are rolled back with the rest.
+
+Functions return the API's `data` value (spec §3), so routes stay one call deep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchd.catalog import flow_store
+from batchd.catalog.editing import apply_save
+from batchd.catalog.fields import FieldReader, show, to_int
+from batchd.catalog.model import StoredFlow, UserList
+from batchd.catalog.permissions import Caller, can_read, is_owner, owns, require_owner, visits
+from batchd.catalog.shapes import UTC, export_definition, flow_detail, my_flow_item, page_flow
+from batchd.catalog.validation import PERIODIC, check_cron, parse_import, parse_save
+from batchd.clock import now_ms
+from batchd.errors import IllegalState, InvalidParameter
+from batchd.store.tables import directories, flows
+
+ENTRY_API = 1
+
+#: Search Flow sort fields: the 2020 docs' camelCase and the newer docs' snake_case.
+SORT_COLUMNS = {
+    "createTime": flows.c.create_time, "create_time": flows.c.create_time,
+    "updateTime": flows.c.update_time, "update_time": flows.c.update_time,
+    "startTime": flows.c.start_date, "start_time": flows.c.start_date,
+}
+
+
+async def import_flow(conn: AsyncConnection, caller: Caller, body: Any) -> dict[str, int]:
+    """Import Flow: a new flow named `flowName` in `dirId`; the caller becomes its creator (an owner)."""
+    request = parse_import(body)
+    directory = await conn.execute(
+        sa.select(directories.c.dir_id).where(
+            directories.c.dir_id == request.dir_id, directories.c.org_id == caller.org_id
+        )
+    )
+    if directory.first() is None:
+        raise InvalidParameter(f"dirId: Directory does not exist: {show(request.dir_id)}")
+    await flow_store.check_name_free(conn, caller.org_id, request.flow_name, "flowName")
+    definition = await flow_store.resolve_links(conn, caller.org_id, request.definition, self_id=None, path="flowJson")
+    flow_id = await flow_store.allocate_flow_id(conn, request.flow_id)
+    definition = await flow_store.assign_task_ids(conn, definition)
+    now = now_ms()
+    await flow_store.insert_flow(conn, StoredFlow(
+        flow_id=flow_id, org_id=caller.org_id, dir_id=request.dir_id, definition=definition, active=False,
+        creator=caller.user_name, create_time_ms=now, update_time_ms=now, update_user=caller.user_name,
+        entry=ENTRY_API, version=1,
+    ))
+    return {"flowId": flow_id}
+
+
+def parse_version(value: Any) -> int | None:
+    """The batchd extension `version=N` on Get/Export/Load For Edit: an earlier saved version."""
+    return None if value in (None, "") else to_int(value, "version", low=1)
+
+
+async def get_flow(conn: AsyncConnection, caller: Caller, flow_id: Any, *, version: Any = None,
+                   zone: dt.tzinfo = UTC, user_locked: bool = False) -> dict[str, Any]:
+    """Get Flow and Load Flow For Edit: FlowDetail for any member of the flow's organisation."""
+    flow = await flow_store.load_flow(conn, caller.org_id, flow_store.parse_flow_id(flow_id),
+                                      version=parse_version(version))
+    return flow_detail(flow, can_edit=is_owner(caller, flow), can_read=can_read(caller, flow),
+                       user_locked=user_locked, zone=zone)
+
+
+async def export_flow(conn: AsyncConnection, caller: Caller, flow_id: Any, *, version: Any = None) -> dict[str, Any]:
+    """Export Flow: the portable definition, which Import Flow takes back unchanged."""
+    flow = await flow_store.load_flow(conn, caller.org_id, flow_store.parse_flow_id(flow_id),
+                                      version=parse_version(version))
+    return export_definition(flow.definition)
+
+
+async def save_flow(conn: AsyncConnection, caller: Caller, body: Any) -> dict[str, int]:
+    """Save Flow: merge the graph-shaped body into the flow (see `catalog.editing`) as a new version.
+
+    With `restoreVersion: N` the merge starts from version N instead of the current one, which
+    rolls the flow back to N (as a new version, so the rollback can itself be undone).
+    """
+    request = parse_save(body)
+    current = await flow_store.load_flow(conn, caller.org_id, request.flow_id)
+    require_owner(caller, current, "save it")
+    base = current
+    if request.restore_version is not None:
+        base = await flow_store.load_flow(conn, caller.org_id, request.flow_id, version=request.restore_version)
+    definition = apply_save(base.definition, request)
+    if definition.name != current.definition.name:
+        await flow_store.check_name_free(conn, caller.org_id, definition.name, "name", except_flow=current.flow_id)
+    definition = await flow_store.resolve_links(conn, caller.org_id, definition, self_id=current.flow_id, path="")
+    await flow_store.check_no_dependency_cycle(conn, current.flow_id, flow_store.upstream_ids(definition))
+    definition = await flow_store.assign_task_ids(conn, definition)
+    saved = dataclasses.replace(
+        current, definition=definition, version=current.version + 1, update_time_ms=now_ms(),
+        update_user=caller.user_name, active=current.active if request.active is None else request.active,
+    )
+    await flow_store.update_flow(conn, current, saved)
+    return {"flowId": current.flow_id}
+
+
+async def delete_flow(conn: AsyncConnection, caller: Caller, flow_id: Any) -> str:
+    """Delete Flow (a GET in EnOS): refused with 62104 while another flow references it."""
+    flow = await flow_store.load_flow(conn, caller.org_id, flow_store.parse_flow_id(flow_id))
+    require_owner(caller, flow, "delete it")
+    users = await flow_store.dependents(conn, flow.flow_id)
+    if users:
+        raise IllegalState(
+            "This workflow is relied on by other workflows and cannot be deleted. "
+            f"Referenced by: {', '.join(users)}"
+        )
+    await flow_store.delete_flow_rows(conn, flow.flow_id)
+    return ""
+
+
+async def set_flow_active(conn: AsyncConnection, caller: Caller, body: Any, *, active: bool) -> str:
+    """Enable Flow (active=1, the cron is checked again) and Disable Flow (active=0)."""
+    flow_id = flow_store.parse_flow_id(FieldReader(body).raw("flowId"))
+    flow = await flow_store.load_flow(conn, caller.org_id, flow_id)
+    require_owner(caller, flow, "enable it" if active else "disable it")
+    if active:
+        check_cron(flow.definition.cron, "freq", required=flow.definition.type == PERIODIC)
+    await flow_store.set_active(conn, flow.flow_id, active, caller.user_name, now_ms())
+    return ""
+
+
+def _fuzzy(expression: str | None) -> sa.ColumnElement[bool] | None:
+    """Fuzzy match on flow id or name: a case-insensitive substring, `%` and `_` taken literally."""
+    if not expression or not expression.strip():
+        return None
+    text = expression.strip().lower()
+    return sa.or_(
+        sa.cast(flows.c.flow_id, sa.String).contains(text, autoescape=True),
+        sa.func.lower(flows.c.name).contains(text, autoescape=True),
+    )
+
+
+def _order_by(pagination: FieldReader | None) -> list[sa.ColumnElement[Any]]:
+    order: list[sa.ColumnElement[Any]] = []
+    for i, sorter in enumerate(pagination.objects("sorters") if pagination else []):
+        name = sorter.text("field", required=True)
+        if name not in SORT_COLUMNS:
+            raise InvalidParameter(
+                f"pagination.sorters[{i}].field: The sorters field parameter is invalid: {show(name)} "
+                "(use createTime, updateTime or startTime, or create_time, update_time, start_time)"
+            )
+        direction = sorter.text("order", default="ASC").strip().upper() or "ASC"
+        if direction not in ("ASC", "DESC"):
+            raise InvalidParameter(f"pagination.sorters[{i}].order: {show(direction)} is not ASC or DESC")
+        column = SORT_COLUMNS[name]
+        order.append(column.desc() if direction == "DESC" else column.asc())
+    return [*order, flows.c.flow_id.asc()]
+
+
+async def search_flows(conn: AsyncConnection, caller: Caller, body: Any) -> list[dict[str, Any]]:
+    """Search Flow: the organisation's flows matching `expression`, one page, as PageFlow items.
+
+    `pageNo` is 1-based; 0 is taken as 1 (a newer doc sample sends 0). Without `pagination`
+    every match is returned.
+    """
+    reader = FieldReader(body if body is not None else {})
+    expression = reader.text("expression")
+    pagination = FieldReader(reader.raw("pagination"), "pagination") if reader.has("pagination") else None
+    query = sa.select(flows.c.flow_id, flows.c.name).where(flows.c.org_id == caller.org_id)
+    match = _fuzzy(expression)
+    if match is not None:
+        query = query.where(match)
+    query = query.order_by(*_order_by(pagination))
+    if pagination is not None:
+        page_no = max(pagination.integer("pageNo", default=1, low=0), 1)
+        page_size = pagination.integer("pageSize", required=True, low=1)
+        query = query.limit(page_size).offset((page_no - 1) * page_size)
+    return [page_flow(row.flow_id, row.name) for row in await conn.execute(query)]
+
+
+async def my_flows(conn: AsyncConnection, caller: Caller, expression: str | None) -> list[dict[str, Any]]:
+    """Get My Flow: flows the caller owns or visits, optionally filtered like Search Flow."""
+    names = [n for n in (caller.user_name, caller.user_id) if n]
+    mine = [flows.c.creator.in_(names)]
+    for name in names:
+        marker = f";{name};"
+        mine += [flows.c.owners.contains(marker, autoescape=True), flows.c.visitors.contains(marker, autoescape=True)]
+    query = sa.select(flows.c.flow_id, flows.c.name, flows.c.cycle, flows.c.creator, flows.c.owners,
+                      flows.c.visitors).where(flows.c.org_id == caller.org_id, sa.or_(*mine))
+    match = _fuzzy(expression)
+    if match is not None:
+        query = query.where(match)
+    items = []
+    for row in await conn.execute(query.order_by(flows.c.flow_id)):
+        owner = owns(caller, creator=row.creator, owners=UserList.parse(row.owners))
+        if owner or visits(caller, UserList.parse(row.visitors)):
+            items.append(my_flow_item(row.flow_id, row.name, row.cycle, editable=owner))
+    return items
