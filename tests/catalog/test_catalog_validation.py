@@ -337,3 +337,20 @@ def test_flow_id_must_be_positive() -> None:
     data = copy.deepcopy(body())
     data["flowId"] = -3
     assert rejected(data) == "flowId: -3 is below 1"
+
+
+# --- Quartz cron, checked by batchd.cron ------------------------------------------------------
+
+
+def test_flow_cron_is_quartz() -> None:
+    assert rejected(body(cron="0 0 25 * * ? *")) == 'flowJson.cron: "0 0 25 * * ? *": hour: 25 is out of range 0-23'
+
+
+def test_task_cron_is_quartz() -> None:
+    assert rejected(with_task(1, cron="0 61 * * * ? *")).startswith('flowJson.tasks[1].cron: "0 61 * * * ? *": minute')
+    assert parse_import(with_task(1, cron="0 30 1 * * ? *")).definition.tasks[1].cron == "0 30 1 * * ? *"
+
+
+def test_periodic_flow_needs_a_cron() -> None:
+    assert rejected(body(cron="")) == "flowJson.cron: is required for a periodic workflow (type 1)"
+    assert parse_import(body(cron="", type=0)).definition.cron == ""

@@ -37,10 +37,7 @@ from batchd.catalog.model import (
     TaskLink,
     UserList,
 )
-try:  # TEMPORARY until batchd.cron lands; then a plain import
-    from batchd.cron import CronExpression
-except ImportError:  # pragma: no cover
-    CronExpression = None  # type: ignore[assignment,misc]
+from batchd.cron import CronExpression
 from batchd.errors import InvalidParameter
 
 # Ranges (inclusive). Units are seconds; see docs/decisions.md for why these bounds.
@@ -170,8 +167,6 @@ def check_cron(text: str, path: str, *, required: bool) -> None:
     if not text:
         if required:
             raise InvalidParameter(f"{path}: is required for a periodic workflow (type 1)")
-        return
-    if CronExpression is None:  # pragma: no cover - TEMPORARY
         return
     try:
         CronExpression.parse(text)
