@@ -97,7 +97,7 @@ def test_blank_flow_name() -> None:
 
 def test_body_must_be_an_object() -> None:
     assert rejected([1]) == "body: [1] is not a JSON object"
-    assert rejected({**body(), "flowJson": "x"}) == 'flowJson: "x" is not a JSON object'
+    assert rejected({**body(), "flowJson": 5}) == "flowJson: 5 is not a JSON object"
 
 
 def test_mandatory_task_fields() -> None:
@@ -354,3 +354,11 @@ def test_task_cron_is_quartz() -> None:
 def test_periodic_flow_needs_a_cron() -> None:
     assert rejected(body(cron="")) == "flowJson.cron: is required for a periodic workflow (type 1)"
     assert parse_import(body(cron="", type=0)).definition.cron == ""
+
+
+def test_flow_json_as_string_or_one_element_list() -> None:
+    data = body()
+    as_text = {**data, "flowJson": json.dumps(data["flowJson"])}
+    assert parse_import(as_text) == parse_import(data)
+    assert parse_import({**data, "flowJson": [data["flowJson"]]}) == parse_import(data)
+    assert rejected({**data, "flowJson": "{"}).startswith("flowJson: invalid JSON inside the string")

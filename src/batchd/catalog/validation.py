@@ -64,12 +64,23 @@ def parse_import(body: Any) -> ImportRequest:
     flow_name = reader.text("flowName", required=True, non_empty=True, max_length=NAME_MAX).strip()
     dir_id = reader.text("dirId", required=True, non_empty=True).strip()
     flow_id = reader.integer("flowId", default=0, low=1) or None
-    flow_json = FieldReader(reader.raw("flowJson", required=True), "flowJson")
+    flow_json = FieldReader(_flow_json(reader), "flowJson")
     definition = parse_definition(flow_json, name=flow_name)
     if reader.has("desc"):
         definition = dataclasses.replace(definition, desc=reader.text("desc"))
     check_definition(definition, "flowJson")
     return ImportRequest(flow_name=flow_name, dir_id=dir_id, definition=definition, flow_id=flow_id)
+
+
+def _flow_json(reader: FieldReader) -> Any:
+    """`flowJson` is documented as an object, typed `List<JSONObject>` by the dev docs, and some
+    clients send the exported JSON as a string: accept all three."""
+    value = reader.raw("flowJson", required=True)
+    if isinstance(value, str):
+        value, _ = reader.embedded_json("flowJson", default="{}")
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value
 
 
 def parse_definition(reader: FieldReader, *, name: str) -> FlowDefinition:
