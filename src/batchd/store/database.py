@@ -1,0 +1,105 @@
+"""The database batchd runs on: an `AsyncEngine` plus migrations, for SQLite and PostgreSQL.
+
+SQLite (the embedded default) gets, on every new connection, WAL journaling (readers never block
+the writer), a busy timeout (a second writer waits instead of failing with "database is locked"),
+and enforced foreign keys. Its transactions start with `BEGIN IMMEDIATE`: a request that reads
+and then writes would otherwise hold a read snapshot it cannot upgrade when another writer got in
+first, and SQLite answers that with an immediate SQLITE_BUSY that no timeout helps. Taking the
+write lock up front makes writers queue on the busy timeout instead.
+
+PostgreSQL is reached through psycopg 3's async driver (`postgresql+psycopg://`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from batchd.config import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Database:
+    """One engine for the process; `transaction()` is how every unit of work touches it."""
+
+    engine: AsyncEngine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction: committed on normal exit, rolled back on raise."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic `upgrade head`); a no-op when current."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to_head)
+
+    async def schema_revision(self) -> tuple[str | None, str]:
+        """(revision the database is at, newest revision batchd ships); readiness compares them."""
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+        return current, ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """Create the engine for `settings.database_url` (the SQLite file's folder is created too)."""
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            settings.home.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        _configure_sqlite(engine)
+    else:
+        engine = create_async_engine(url, pool_pre_ping=True)
+    return Database(engine=engine)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (see "begin" below) instead of the driver's
+        # implicit BEGIN that only starts before data changes.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed data
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("batchd.store") / "migrations"))
+    return config
+
+
+def _upgrade_to_head(sync_connection: sa.Connection) -> None:
+    config = _alembic_config()
+    config.attributes["connection"] = sync_connection
+    command.upgrade(config, "head")

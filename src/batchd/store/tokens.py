@@ -1,0 +1,80 @@
+"""Access tokens of the token service, and the replay guard for signed calls.
+
+A token is an opaque random string tied to one service account, valid for `TOKEN_TTL_SECONDS`
+(the 7200 s the EnOS token service announces). It is looked up together with its account on
+every call, so revoking the account disables its tokens without touching them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchd.store.statements import insert_if_absent
+from batchd.store.tables import access_tokens, service_accounts, used_signatures
+
+TOKEN_TTL_SECONDS = 7200
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessToken:
+    token: str
+    access_key: str
+    expires_at: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenHolder:
+    """A token with what a call needs about its account: the secret to check signatures, the org."""
+
+    token: AccessToken
+    secret_key: str
+    org_id: str
+    account_revoked: bool
+
+
+async def issue_token(conn: AsyncConnection, access_key: str, now: int) -> AccessToken:
+    token = AccessToken(token=secrets.token_hex(32), access_key=access_key, expires_at=now + TOKEN_TTL_SECONDS * 1000)
+    await conn.execute(
+        sa.insert(access_tokens).values(token=token.token, access_key=access_key, expires_at=token.expires_at)
+    )
+    # Expired tokens are dead weight; dropping them here keeps the table at the live ones.
+    await conn.execute(
+        sa.delete(access_tokens).where(access_tokens.c.access_key == access_key, access_tokens.c.expires_at < now)
+    )
+    return token
+
+
+async def find_token(conn: AsyncConnection, token: str) -> TokenHolder | None:
+    row = (
+        await conn.execute(
+            sa.select(access_tokens, service_accounts.c.secret_key, service_accounts.c.org_id, service_accounts.c.revoked_at)
+            .join(service_accounts)
+            .where(access_tokens.c.token == token)
+        )
+    ).first()
+    if row is None:
+        return None
+    return TokenHolder(
+        token=AccessToken(token=row.token, access_key=row.access_key, expires_at=row.expires_at),
+        secret_key=row.secret_key,
+        org_id=row.org_id,
+        account_revoked=row.revoked_at is not None,
+    )
+
+
+async def drop_token(conn: AsyncConnection, token: str) -> None:
+    await conn.execute(sa.delete(access_tokens).where(access_tokens.c.token == token))
+
+
+async def first_use(conn: AsyncConnection, signature: str, now: int) -> bool:
+    """Record a signature; False when it was already seen, i.e. the request is a replay."""
+    return await insert_if_absent(conn, used_signatures, signature=signature, seen_at=now)
+
+
+async def forget_signatures_before(conn: AsyncConnection, cutoff: int) -> None:
+    """Drop signatures seen before `cutoff`: their timestamps are outside the window anyway."""
+    await conn.execute(sa.delete(used_signatures).where(used_signatures.c.seen_at < cutoff))
