@@ -1,0 +1,75 @@
+"""`create_app(settings)`: the batchd HTTP service as one FastAPI app.
+
+The lifespan opens the database and migrates it to head before the first request, so a started
+server always has its schema. Operations register by import (see `api.context`); this module
+imports every routes module once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+import batchd
+import batchd.api.routes.time  # noqa: F401 - registers the time operations
+from batchd.api import envelope
+from batchd.api.access_log import configure_logging, log_request
+from batchd.api.auth import Authenticator, token_router
+from batchd.api.dispatch import API_PREFIX, dispatch
+from batchd.api.openapi import build_openapi
+from batchd.api.routes import health
+from batchd.config import Settings
+from batchd.store.database import open_database
+
+# The catalogue's routes are written in parallel with this module. Until both exist, import what
+# is there so the app starts either way; replace with plain imports once they are committed.
+for _module in ("batchd.api.routes.flows", "batchd.api.routes.directories"):
+    if importlib.util.find_spec(_module) is not None:
+        importlib.import_module(_module)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    configure_logging()
+    database = open_database(settings)
+    authenticator = Authenticator(database=database)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await database.migrate()
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(title="batchd", version=batchd.__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.database = database
+    app.state.authenticator = authenticator
+    app.middleware("http")(log_request)
+    app.include_router(health.router)
+    app.include_router(token_router(authenticator, settings.max_body_bytes))
+    app.add_api_route(
+        API_PREFIX + "/{resource}", dispatch, methods=["GET", "POST"], include_in_schema=False, name="dispatch"
+    )
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Unknown paths and methods outside the dispatcher still answer with an envelope."""
+    assert isinstance(exc, StarletteHTTPException)
+    body = envelope.envelope(exc.status_code, str(exc.detail), None, str(uuid.uuid4()))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return envelope.failure(exc, str(uuid.uuid4()))

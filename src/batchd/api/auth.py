@@ -1,0 +1,206 @@
+"""EnOS access-token authentication: the token service and the per-call signature check.
+
+1. The application trades its service account for a token:
+   `POST /apim-token-service/v2.0/token/get` with `{"appKey", "timestamp", "encryption"}`, where
+   encryption = sha256_hex(appKey + timestamp + appSecret). `.../token/refresh` also takes the
+   current `accessToken` and replaces it. Answers use the token service's own `status` codes.
+2. Every API call then carries `apim-accesstoken`, `apim-timestamp` (epoch ms) and
+   `apim-signature` = sha256_hex(accessToken + paramsData + timestamp + appSecret), paramsData
+   being the query parameters sorted by name as name1value1name2value2..., then the raw body.
+
+Both proofs are replay-guarded: a timestamp more than `CLOCK_SKEW_MS` away from the server's
+clock is refused, and inside that window each encryption/signature is accepted once.
+
+Last, the call's `orgId` must be the service account's organisation and `userId` one of its
+users (62101 otherwise). With `--insecure` (loopback only) steps 1-2 are skipped, not the last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from batchd.api.body import read_body
+from batchd.api.context import Caller
+from batchd.api.envelope import BodyTooLarge, Unauthorized
+from batchd.clock import now_ms
+from batchd.errors import IdentityError, InvalidParameter
+from batchd.store import identity, tokens
+from batchd.store.database import Database
+
+CLOCK_SKEW_MS = 5 * 60 * 1000
+PRUNE_EVERY_MS = 60 * 1000
+TOKEN_SERVICE_PREFIX = "/apim-token-service/v2.0/token"
+IDENTITY_MESSAGE = "userId does not exist, or it does not match to orgId."
+
+# Status codes of the EnOS token service (spec §5.2).
+REPLAYED, UNKNOWN_APP_KEY, BAD_ENCRYPTION, BAD_PARAMETER = 1001, 1002, 1003, 1004
+TOKEN_EXPIRED, REFRESH_FAILED = 1203, 1204
+
+
+class TokenServiceError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRequest:
+    app_key: str
+    timestamp: str  # as the client wrote it: the encryption hashes its text
+    encryption: str
+    access_token: str  # only for refresh
+
+    @classmethod
+    def parse(cls, raw: bytes, *, refresh: bool) -> TokenRequest:
+        try:
+            body = json.loads(raw or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TokenServiceError(BAD_PARAMETER, f"invalid parameter: body is not JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise TokenServiceError(BAD_PARAMETER, "invalid parameter: body must be a JSON object")
+        names = ["appKey", "encryption", "timestamp"] + (["accessToken"] if refresh else [])
+        missing = [name for name in names if body.get(name) in (None, "")]
+        if missing:
+            raise TokenServiceError(BAD_PARAMETER, f"invalid parameter: {', '.join(missing)} missing")
+        timestamp = body["timestamp"]
+        if isinstance(timestamp, bool) or not str(timestamp).isdigit():
+            raise TokenServiceError(BAD_PARAMETER, f"invalid parameter: timestamp {timestamp!r} is not epoch ms")
+        return cls(
+            app_key=str(body["appKey"]),
+            timestamp=str(timestamp),
+            encryption=str(body["encryption"]).lower(),
+            access_token=str(body.get("accessToken") or ""),
+        )
+
+
+@dataclass(kw_only=True)
+class Authenticator:
+    """Issues tokens and checks signed calls against the store; one per app."""
+
+    database: Database
+    _last_prune_ms: int = field(default=0)
+
+    async def issue(self, request: TokenRequest) -> dict[str, Any]:
+        async with self.database.transaction() as conn:
+            await self._check_encryption(conn, request)
+            token = await tokens.issue_token(conn, request.app_key, now_ms())
+        return {"accessToken": token.token, "expire": tokens.TOKEN_TTL_SECONDS}
+
+    async def refresh(self, request: TokenRequest) -> dict[str, Any]:
+        async with self.database.transaction() as conn:
+            await self._check_encryption(conn, request)
+            holder = await tokens.find_token(conn, request.access_token)
+            if holder is None or holder.token.access_key != request.app_key:
+                raise TokenServiceError(REFRESH_FAILED, "refresh failed: accessToken is not a token of this appKey")
+            if holder.token.expires_at <= now_ms():
+                raise TokenServiceError(TOKEN_EXPIRED, "accessToken has expired; get a new one with token/get")
+            await tokens.drop_token(conn, request.access_token)
+            token = await tokens.issue_token(conn, request.app_key, now_ms())
+        return {"accessToken": token.token, "expire": tokens.TOKEN_TTL_SECONDS}
+
+    async def _check_encryption(self, conn: Any, request: TokenRequest) -> None:
+        now = now_ms()
+        if abs(int(request.timestamp) - now) > CLOCK_SKEW_MS:
+            raise TokenServiceError(
+                BAD_PARAMETER, f"invalid parameter: timestamp is more than {CLOCK_SKEW_MS // 1000} s from server time"
+            )
+        account = await identity.find_service_account(conn, request.app_key)
+        if account is None or not account.active:
+            raise TokenServiceError(UNKNOWN_APP_KEY, "appKey is unknown or revoked")
+        expected = _sha256(request.app_key.encode(), request.timestamp.encode(), account.secret_key.encode())
+        if not hmac.compare_digest(expected, request.encryption):
+            raise TokenServiceError(BAD_ENCRYPTION, "invalid encryption: expected sha256(appKey + timestamp + appSecret)")
+        if not await tokens.first_use(conn, request.encryption, now):
+            raise TokenServiceError(REPLAYED, "duplicated encryption: this request was already used")
+
+    async def verify_call(self, headers: Any, query: list[tuple[str, str]], body: bytes) -> str:
+        """Check a call's token and signature; returns the org of its service account.
+
+        Raises `Unauthorized` naming the first thing wrong. The signature is recorded in its own
+        transaction, so a call that later fails still cannot be replayed.
+        """
+        token, timestamp, signature = (headers.get(name) for name in ("apim-accesstoken", "apim-timestamp", "apim-signature"))
+        missing = [name for name, value in (("apim-accesstoken", token), ("apim-timestamp", timestamp), ("apim-signature", signature)) if not value]
+        if missing:
+            raise Unauthorized(f"missing header(s) {', '.join(missing)}")
+        now = now_ms()
+        if not timestamp.isdigit() or abs(int(timestamp) - now) > CLOCK_SKEW_MS:
+            raise Unauthorized(f"apim-timestamp {timestamp!r} is not epoch ms within {CLOCK_SKEW_MS // 1000} s of server time")
+        async with self.database.transaction() as conn:
+            holder = await tokens.find_token(conn, token)
+            if holder is None:
+                raise Unauthorized("unknown access token")
+            if holder.token.expires_at <= now:
+                raise Unauthorized("access token expired; get a new one from the token service")
+            if holder.account_revoked:
+                raise Unauthorized("the service account of this token is revoked")
+            params = "".join(name + value for name, value in sorted(query, key=lambda item: item[0]))
+            expected = _sha256(token.encode(), params.encode(), body, timestamp.encode(), holder.secret_key.encode())
+            if not hmac.compare_digest(expected, signature.lower()):
+                raise Unauthorized(
+                    "apim-signature does not match sha256(accessToken + sorted query + body + timestamp + appSecret)"
+                )
+            if not await tokens.first_use(conn, signature.lower(), now):
+                raise Unauthorized("replayed request: this apim-signature was already used")
+            if now - self._last_prune_ms > PRUNE_EVERY_MS:
+                self._last_prune_ms = now
+                await tokens.forget_signatures_before(conn, now - 2 * CLOCK_SKEW_MS)
+        return holder.org_id
+
+
+async def resolve_caller(conn: Any, query: dict[str, str], key_org_id: str | None) -> Caller:
+    """The user named by `userId`/`orgId`, who must belong to the calling service account's org.
+
+    `key_org_id` is None in insecure mode: then the pair must only exist and match.
+    """
+    user_id, org_id = query.get("userId"), query.get("orgId")
+    for name, value in (("userId", user_id), ("orgId", org_id)):
+        if not value:
+            raise InvalidParameter(f"param: {name} cannot be empty")
+    if key_org_id is not None and org_id != key_org_id:
+        raise IdentityError(f"{IDENTITY_MESSAGE} (orgId is not the organisation of this service account)")
+    user = await identity.find_user(conn, user_id)
+    if user is None or user.org_id != org_id:
+        raise IdentityError(IDENTITY_MESSAGE)
+    return Caller(org_id=user.org_id, user_id=user.user_id, user_name=user.name, locked=user.locked)
+
+
+def token_router(authenticator: Authenticator, max_body_bytes: int) -> APIRouter:
+    """The two token-service endpoints; answers are HTTP 200 with the service's `status` code."""
+    router = APIRouter(tags=["token service"])
+
+    async def answer(request: Request, refresh: bool) -> JSONResponse:
+        try:
+            parsed = TokenRequest.parse(await read_body(request, max_body_bytes), refresh=refresh)
+            data = await (authenticator.refresh(parsed) if refresh else authenticator.issue(parsed))
+        except TokenServiceError as exc:
+            return _token_answer(exc.status, exc.message, None)
+        except BodyTooLarge as exc:
+            return _token_answer(BAD_PARAMETER, exc.message, None)
+        return _token_answer(0, "SUCCESS", data)
+
+    @router.post(f"{TOKEN_SERVICE_PREFIX}/get", summary="Get an access token for a service account")
+    async def get_token(request: Request) -> JSONResponse:
+        return await answer(request, refresh=False)
+
+    @router.post(f"{TOKEN_SERVICE_PREFIX}/refresh", summary="Replace a live access token with a new one")
+    async def refresh_token(request: Request) -> JSONResponse:
+        return await answer(request, refresh=True)
+
+    return router
+
+
+def _token_answer(status: int, msg: str, data: Any) -> JSONResponse:
+    return JSONResponse({"status": status, "msg": msg, "business": "apim-token-service", "data": data})
+
+
+def _sha256(*parts: bytes) -> str:
+    return hashlib.sha256(b"".join(parts)).hexdigest()

@@ -1,0 +1,49 @@
+"""The one endpoint behind every `/batch-processing-service/v2.1/{resource}` call.
+
+Order of checks, each failing fast and cheaply: body size (413), authentication (401), the
+operation for (resource, method, action) (62102), the JSON body (62102), then — inside the
+request's single transaction — the caller's userId/orgId (62101) and the handler itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from batchd.api import envelope
+from batchd.api.auth import Authenticator, resolve_caller
+from batchd.api.body import parse_json, read_body
+from batchd.api.context import OPERATIONS, RequestContext
+from batchd.config import Settings
+from batchd.store.database import Database
+
+API_PREFIX = "/batch-processing-service/v2.1"
+
+
+async def dispatch(request: Request, resource: str) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    database: Database = request.app.state.database
+    authenticator: Authenticator = request.app.state.authenticator
+    request_id = str(uuid.uuid4())
+    items = list(request.query_params.multi_items())
+    query = {name: value for name, value in items if value != ""}
+    request.state.action = query.get("action")
+    try:
+        raw = await read_body(request, settings.max_body_bytes)
+        key_org_id = None if settings.insecure else await authenticator.verify_call(request.headers, items, raw)
+        op = OPERATIONS.find(resource, request.method, query.get("action"))
+        body = parse_json(raw)
+        async with database.transaction() as conn:
+            caller = await resolve_caller(conn, query, key_org_id) if op.needs_caller else None
+            context = RequestContext(
+                caller=caller, conn=conn, query=query, body=body, settings=settings, request_id=request_id
+            )
+            data = await op.handler(context)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an envelope, in envelope.failure
+        response, request.state.code = envelope.failure(exc, request_id), envelope.code_of(exc)
+    else:
+        response, request.state.code = envelope.success(data, request_id), 0
+    request.state.request_id = request_id
+    return response

@@ -1,0 +1,1 @@
+"""Operations, one module per resource path; each registers with `@operation` on import."""
