@@ -16,7 +16,6 @@ import dataclasses
 import datetime as dt
 import json
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from batchd.catalog.fields import FieldReader
 from batchd.catalog.model import (
@@ -40,14 +39,6 @@ def java_timestamp(epoch_ms: int, zone: dt.tzinfo = UTC) -> str:
     moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(zone)
     fraction = f"{moment.microsecond:06d}".rstrip("0") or "0"
     return f"{moment:%Y-%m-%d %H:%M:%S}.{fraction}"
-
-
-def zone_of(name: str | None) -> dt.tzinfo:
-    """The settings' time zone name as a tzinfo; UTC when unset or unknown."""
-    try:
-        return ZoneInfo(name) if name else UTC
-    except (KeyError, ValueError):
-        return UTC
 
 
 def _date_text(value: dt.date | None) -> str:
