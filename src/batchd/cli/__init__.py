@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from batchd.cli.admin import app as admin_app
 from batchd.cli.cron import app as cron_app
+from batchd.cli.serve import serve
 
 app = typer.Typer(
     name="batchd",
@@ -13,6 +15,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cron_app, name="cron")
+app.command("serve")(serve)
+app.add_typer(admin_app, name="admin")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ async def insert_if_absent(conn: AsyncConnection, table: sa.Table, **values: Any
     aborts the whole transaction, and the caller's transaction must survive a duplicate.
     """
     statement = _INSERTS[conn.dialect.name](table).values(**values)
-    keys = [column.name for column in table.primary_key.columns]
-    result = await conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
-    return result.rowcount == 1
+    keys = list(table.primary_key.columns)
+    # RETURNING rather than rowcount: drivers disagree on rowcount after DO NOTHING.
+    result = await conn.execute(statement.on_conflict_do_nothing(index_elements=keys).returning(*keys))
+    return result.first() is not None

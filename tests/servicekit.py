@@ -1,0 +1,241 @@
+"""Test kit: database backends, a batchd running in a thread, and an EnOS-style client.
+
+The fixtures in tests/conftest.py are built from these; import them for types and for
+`start_service` (e.g. an insecure server): `from servicekit import EnosClient, Service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchd.api.app import create_app
+from batchd.config import Settings
+from batchd.store import identity
+from batchd.store.database import open_database
+from batchd.store.identity import Credentials
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+API = "/batch-processing-service/v2.1"
+TOKEN_SERVICE = "/apim-token-service/v2.0/token"
+
+
+# --- database backends -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "sqlite" or "postgres"
+    database_url: str
+
+
+_postgres_url: str | None = None
+
+
+def postgres_server_url() -> str:
+    """URL of the test PostgreSQL server (its `postgres` database), starting it when needed."""
+    global _postgres_url
+    if _postgres_url is None:
+        url = os.environ.get("BATCHD_TEST_POSTGRES_URL")
+        if not url:
+            started = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "services")], capture_output=True, text=True, timeout=600
+            )
+            if started.returncode != 0 or not started.stdout.strip():
+                pytest.fail(f"PostgreSQL is not available and scripts/services failed:\n{started.stderr}")
+            url = started.stdout.strip().splitlines()[-1]
+        _postgres_url = url
+    return _postgres_url
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped (connections and all) afterwards."""
+    server = sa.make_url(postgres_server_url())
+    name = f"batchd_test_{uuid.uuid4().hex[:16]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `async work(conn)` in one transaction on `settings`' database (migrated first)."""
+
+    async def run() -> T:
+        database = open_database(settings)
+        try:
+            await database.migrate()
+            async with database.transaction() as conn:
+                return await work(conn)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+# --- an EnOS client ----------------------------------------------------------------------------
+
+
+@dataclass
+class EnosClient:
+    """Calls batchd the way EnOS applications do: token service, then signed requests.
+
+    Written from the spec (§6), independently of the server's code, so it checks the server.
+    """
+
+    base_url: str
+    access_key: str
+    secret_key: str
+    org_id: str
+    user_id: str
+    _token: str | None = field(default=None, repr=False)
+    _last_timestamp: int = field(default=0, repr=False)
+
+    def timestamp(self) -> int:
+        """Now in epoch ms, strictly increasing: two identical calls in one millisecond would
+        otherwise carry the same signature and the second would be refused as a replay."""
+        self._last_timestamp = max(time.time_ns() // 1_000_000, self._last_timestamp + 1)
+        return self._last_timestamp
+
+    def encryption(self, timestamp: int | str) -> str:
+        return hashlib.sha256(f"{self.access_key}{timestamp}{self.secret_key}".encode()).hexdigest()
+
+    def token_request(self, operation: str = "get", **fields: Any) -> dict[str, Any]:
+        """POST to the token service (`get` or `refresh`); `fields` override or extend the body."""
+        timestamp = self.timestamp()
+        body = {"appKey": self.access_key, "encryption": self.encryption(timestamp), "timestamp": timestamp, **fields}
+        response = httpx.post(f"{self.base_url}{TOKEN_SERVICE}/{operation}", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            answer = self.token_request("get")
+            assert answer["status"] == 0, answer
+            self._token = answer["data"]["accessToken"]
+        return self._token
+
+    def signature(self, token: str, query: dict[str, str], body: bytes, timestamp: int | str) -> str:
+        params = "".join(f"{name}{query[name]}" for name in sorted(query))
+        return hashlib.sha256(token.encode() + params.encode() + body + f"{timestamp}{self.secret_key}".encode()).hexdigest()
+
+    def request(
+        self,
+        method: str,
+        resource: str,
+        action: str | None = None,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        raw_body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        sign: bool = True,
+    ) -> httpx.Response:
+        """One call; `headers` override the signing headers (to test rejections)."""
+        full_query: dict[str, Any] = {"userId": self.user_id, "orgId": self.org_id}
+        if action is not None:
+            full_query["action"] = action
+        full_query.update(query or {})
+        params = {name: str(value) for name, value in full_query.items() if value is not None}
+        content = raw_body if raw_body is not None else (b"" if body is None else json.dumps(body).encode())
+        sent_headers = {"Content-Type": "application/json;charset=UTF-8"}
+        if sign:
+            timestamp = self.timestamp()
+            sent_headers |= {
+                "apim-accesstoken": self.token,
+                "apim-timestamp": str(timestamp),
+                "apim-signature": self.signature(self.token, params, content, timestamp),
+            }
+        sent_headers |= headers or {}
+        return httpx.request(
+            method, f"{self.base_url}{API}/{resource}", params=params, content=content, headers=sent_headers, timeout=30
+        )
+
+    def call(self, method: str, resource: str, action: str, **options: Any) -> dict[str, Any]:
+        """One call whose answer must be an HTTP 200 envelope; returns the envelope."""
+        response = self.request(method, resource, action, **options)
+        assert response.status_code == 200, f"HTTP {response.status_code}: {response.text}"
+        return response.json()
+
+    def as_user(self, user_id: str) -> EnosClient:
+        """The same service account, calling on behalf of another user."""
+        return EnosClient(self.base_url, self.access_key, self.secret_key, self.org_id, user_id)
+
+
+# --- a running service -------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    base_url: str
+    settings: Settings
+    credentials: Credentials
+
+    def client(self, credentials: Credentials | None = None) -> EnosClient:
+        c = credentials or self.credentials
+        return EnosClient(self.base_url, c.access_key, c.secret_key, c.org_id, c.user_id)
+
+    def in_transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        return run_in_transaction(self.settings, work)
+
+    def bootstrap(self, org_id: str, user_id: str, user_name: str | None = None) -> Credentials:
+        return self.in_transaction(
+            lambda conn: identity.bootstrap(conn, org_id=org_id, user_id=user_id, user_name=user_name or user_id)
+        )
+
+
+@contextmanager
+def start_service(backend: Backend, home: Path, *, insecure: bool = False, **settings: Any) -> Iterator[Service]:
+    """Run batchd in a thread on a free loopback port until the block ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = Settings.load(
+        home=home, database_url=backend.database_url, host="127.0.0.1", port=port, insecure=insecure,
+        environ={}, **settings,
+    )
+    credentials = run_in_transaction(
+        config, lambda conn: identity.bootstrap(conn, org_id="o-test", user_id="u-test", user_name="tester")
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), log_config=None, access_log=False, lifespan="on", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("batchd did not start (see captured output)")
+        time.sleep(0.005)
+    try:
+        yield Service(f"http://127.0.0.1:{port}", config, credentials)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
