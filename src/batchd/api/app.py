@@ -7,8 +7,6 @@ imports every routes module once.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 import batchd
-import batchd.api.routes.time  # noqa: F401 - registers the time operations
+# Importing a routes module registers its operations (see api.context).
+import batchd.api.routes.directories  # noqa: F401
+import batchd.api.routes.flows  # noqa: F401
+import batchd.api.routes.time  # noqa: F401
 from batchd.api import envelope
 from batchd.api.access_log import configure_logging, log_request
 from batchd.api.auth import Authenticator, token_router
@@ -27,12 +28,6 @@ from batchd.api.openapi import build_openapi
 from batchd.api.routes import health
 from batchd.config import Settings
 from batchd.store.database import open_database
-
-# The catalogue's routes are written in parallel with this module. Until both exist, import what
-# is there so the app starts either way; replace with plain imports once they are committed.
-for _module in ("batchd.api.routes.flows", "batchd.api.routes.directories"):
-    if importlib.util.find_spec(_module) is not None:
-        importlib.import_module(_module)
 
 
 def create_app(settings: Settings) -> FastAPI:
