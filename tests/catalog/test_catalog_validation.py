@@ -362,3 +362,7 @@ def test_flow_json_as_string_or_one_element_list() -> None:
     assert parse_import(as_text) == parse_import(data)
     assert parse_import({**data, "flowJson": [data["flowJson"]]}) == parse_import(data)
     assert rejected({**data, "flowJson": "{"}).startswith("flowJson: invalid JSON inside the string")
+
+
+def test_nul_characters_are_refused() -> None:
+    assert rejected(with_task(0, cmd="echo \x00")) == "flowJson.tasks[0].cmd: must not contain a NUL character"

@@ -36,8 +36,8 @@ async def create_directory(conn: AsyncConnection, caller: Caller, body: Any) -> 
     if not isinstance(parent_id, str) or not parent_id.strip():
         raise InvalidParameter("param: parentId cannot be empty")
     name = name.strip()
-    if len(name) > NAME_MAX:
-        raise InvalidParameter(f"param: dirName is longer than {NAME_MAX} characters")
+    if len(name) > NAME_MAX or "\x00" in name:
+        raise InvalidParameter(f"param: dirName must be at most {NAME_MAX} characters, without NUL")
     parent = await conn.execute(
         sa.select(directories.c.dir_id).where(directories.c.dir_id == parent_id, directories.c.org_id == caller.org_id)
     )

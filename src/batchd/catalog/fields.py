@@ -120,6 +120,8 @@ class FieldReader:
             value = str(value)
         if not isinstance(value, str):
             raise InvalidParameter(f"{self.at(key)}: {show(value)} is not a string")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL; no field of ours needs it
+            raise InvalidParameter(f"{self.at(key)}: must not contain a NUL character")
         if non_empty and not value.strip():
             raise InvalidParameter(f"{self.at(key)}: must not be empty")
         if len(value) > max_length:

@@ -269,12 +269,17 @@ async def _write_tasks(conn: AsyncConnection, flow_id: int, old: tuple[TaskDefin
     old_names = {t.task_id: t.name for t in old}
     renamed = [t for t in new if t.task_id in old_names and old_names[t.task_id] != t.name]
     for task in renamed:
-        await conn.execute(sa.update(tasks).where(tasks.c.task_id == task.task_id).values(name=f"\x00{task.task_id}"))
+        await conn.execute(sa.update(tasks).where(tasks.c.task_id == task.task_id).values(name=_parked(task.task_id)))
     for task in renamed:
         await conn.execute(sa.update(tasks).where(tasks.c.task_id == task.task_id).values(name=task.name))
     added = [t for t in new if t.task_id not in old_names]
     if added:
         await conn.execute(sa.insert(tasks), [{"task_id": t.task_id, "flow_id": flow_id, "name": t.name} for t in added])
+
+
+def _parked(task_id: int | None) -> str:
+    """A temporary task name no real one can equal: longer than any accepted name (128)."""
+    return f"{'~' * 140}{task_id}"
 
 
 async def _write_dependencies(conn: AsyncConnection, flow_id: int, definition: FlowDefinition) -> None:

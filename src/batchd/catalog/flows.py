@@ -136,7 +136,7 @@ def _fuzzy(expression: str | None) -> sa.ColumnElement[bool] | None:
     """Fuzzy match on flow id or name: a case-insensitive substring, `%` and `_` taken literally."""
     if not expression or not expression.strip():
         return None
-    text = expression.strip().lower()
+    text = expression.strip().lower().replace("\x00", "")
     return sa.or_(
         sa.cast(flows.c.flow_id, sa.String).contains(text, autoescape=True),
         sa.func.lower(flows.c.name).contains(text, autoescape=True),
