@@ -84,24 +84,26 @@ class Settings:
         home_path = Path(home or env.get("BATCHD_HOME") or Path.home() / ".batchd").expanduser().resolve()
         file = _read_config_file(home_path / CONFIG_FILE_NAME)
 
-        def pick(argument: Any, env_name: str, file_key: str) -> Any:
+        def pick(argument: Any, env_name: str, file_key: str, default: Any) -> Any:
+            # An explicit 0 or "" is a value to validate, not a reason to fall back.
             if argument is not None:
                 return argument
             if env.get(env_name):
                 return env[env_name]
-            return file.get(file_key)
+            found = file.get(file_key)
+            return default if found is None else found
 
         return cls(
             home=home_path,
-            database_url=pick(database_url, "BATCHD_DATABASE_URL", "database_url")
-            or f"sqlite+aiosqlite:///{home_path / 'batchd.db'}",
-            host=pick(host, "BATCHD_HOST", "host") or DEFAULT_HOST,
-            port=_as_int("port", pick(port, "BATCHD_PORT", "port") or DEFAULT_PORT),
+            database_url=pick(
+                database_url, "BATCHD_DATABASE_URL", "database_url", f"sqlite+aiosqlite:///{home_path / 'batchd.db'}"
+            ),
+            host=pick(host, "BATCHD_HOST", "host", DEFAULT_HOST),
+            port=_as_int("port", pick(port, "BATCHD_PORT", "port", DEFAULT_PORT)),
             insecure=insecure,
-            timezone=pick(timezone, "BATCHD_TIMEZONE", "timezone") or machine_timezone(),
+            timezone=pick(timezone, "BATCHD_TIMEZONE", "timezone", None) or machine_timezone(),
             max_body_bytes=_as_int(
-                "max_body_bytes",
-                pick(max_body_bytes, "BATCHD_MAX_BODY_BYTES", "max_body_bytes") or DEFAULT_MAX_BODY_BYTES,
+                "max_body_bytes", pick(max_body_bytes, "BATCHD_MAX_BODY_BYTES", "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
             ),
         )
 
