@@ -234,6 +234,12 @@ def test_permissions(client: EnosClient, make_user: Callable[..., EnosClient],
     ok(client.call("POST", "flows", "save", body={"id": flow_id, "owners": "tester;sam"}))
     assert ok(stranger.call("POST", "flows", "disable", body={"flowId": flow_id})) == ""
     failed(client.call("GET", "flows", "get", query={"flowId": flow_id, "userId": "u-nobody"}), 62101)
+    # A locked owner may still read, but not save, enable or disable (62105).
+    ok(client.call("POST", "flows", "save", body={"id": flow_id, "owners": "tester;sam;lou"}))
+    locked = make_user("u-lou", name="lou", locked=True)
+    assert ok(locked.call("GET", "flows", "get", query={"flowId": flow_id}))["isUserLocked"] is True
+    for method, action, options in writes[:3]:
+        assert failed(locked.call(method, "flows", action, **options), 62105) == "Your account has been locked"
 
 
 def test_search_pagination_and_sorting(client: EnosClient) -> None:

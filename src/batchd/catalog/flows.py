@@ -89,7 +89,7 @@ async def save_flow(conn: AsyncConnection, caller: Caller, body: Any) -> dict[st
     """
     request = parse_save(body)
     current = await flow_store.load_flow(conn, caller.org_id, request.flow_id)
-    require_owner(caller, current, "save it")
+    require_owner(caller, current, "save it", unlocked=True)
     base = current
     if request.restore_version is not None:
         base = await flow_store.load_flow(conn, caller.org_id, request.flow_id, version=request.restore_version)
@@ -125,7 +125,7 @@ async def set_flow_active(conn: AsyncConnection, caller: Caller, body: Any, *, a
     """Enable Flow (active=1, the cron is checked again) and Disable Flow (active=0)."""
     flow_id = flow_store.parse_flow_id(FieldReader(body).raw("flowId"))
     flow = await flow_store.load_flow(conn, caller.org_id, flow_id)
-    require_owner(caller, flow, "enable it" if active else "disable it")
+    require_owner(caller, flow, "enable it" if active else "disable it", unlocked=True)
     if active:
         check_cron(flow.definition.cron, "freq", required=flow.definition.type == PERIODIC)
     await flow_store.set_active(conn, flow.flow_id, active, caller.user_name, now_ms())

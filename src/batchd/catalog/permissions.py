@@ -5,6 +5,7 @@
 - Any member of the flow's organisation reads: Get Flow, Export Flow, Load Flow For Edit, Search
   Flow and the directory tree only require OU membership (spec §4), so visitors and other members
   read alike. `visitors` still matters: Get My Flow lists the flows a user owns or visits.
+- Save, Enable and Disable also need an unlocked account (62105 "Your account has been locked").
 - Another organisation's flow does not exist for the caller: 62102 "does not exist", never
   62103, so ids of other tenants cannot be probed.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from batchd.catalog.model import StoredFlow, UserList
-from batchd.errors import NoPrivilege
+from batchd.errors import AccountLocked, NoPrivilege
 
 
 class Caller(Protocol):
@@ -49,7 +50,13 @@ def can_read(caller: Caller, flow: StoredFlow) -> bool:
     return flow.org_id == caller.org_id
 
 
-def require_owner(caller: Caller, flow: StoredFlow, doing: str) -> None:
-    """62103 unless the caller owns `flow`; `doing` completes "only an owner may ...")."""
+def require_owner(caller: Caller, flow: StoredFlow, doing: str, *, unlocked: bool = False) -> None:
+    """62103 unless the caller owns `flow`; `doing` completes "only an owner may ...".
+
+    `unlocked`: the operation also needs an unlocked account (Save, Enable, Disable: spec §4),
+    62105 otherwise. Checked after ownership, so a locked stranger still learns only 62103.
+    """
     if not is_owner(caller, flow):
         raise NoPrivilege(f"User has no privilege: only an owner of workflow {flow.flow_id} may {doing}")
+    if unlocked and getattr(caller, "locked", False):
+        raise AccountLocked("Your account has been locked")
