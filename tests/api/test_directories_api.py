@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # the fixtures' types; `conftest` is ambiguous at run time (tests/, tests/api/)
-    from conftest import EnosClient
+from servicekit import EnosClient
 
 
 def ok(envelope: dict[str, Any]) -> Any:

@@ -9,14 +9,12 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
+from servicekit import EnosClient, Service
 
 from batchd.store.tables import flow_versions, flows, tasks
-
-if TYPE_CHECKING:  # the fixtures' types; `conftest` is ambiguous at run time (tests/, tests/api/)
-    from conftest import EnosClient, Service
 
 FIXTURES = Path(__file__).resolve().parent.parent / "catalog" / "fixtures"
 JAVA_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+$")
