@@ -83,3 +83,21 @@ def test_flow_detail_and_graph() -> None:
         {"source": "t_9", "target": "t_12", "rerun": False, "cycleGap": "H0"},
     ]
     assert graph["parameters"] == '[{"key":"k","value":"v"}]' and graph["owners"] == "alice"
+
+
+def test_round_trip_of_the_export_sample() -> None:
+    """Export Flow's return sample (spec §3.6), imported and exported again, field for field."""
+    run_mode = ('{"taskMode":1,"cpu":0.5,"memory":1,"maxParallel":0,"keyType":0,"datasourceId":0,'
+                '"path":"","content":""}')
+    exported = {
+        "name": "nFlow", "cycle": "D", "cron": "0 0 0 * * ? *", "parameters": "[]", "alertMode": 3,
+        "submitter": "db_x", "owners": "u", "visitors": ";v;", "type": 1, "syncType": 1, "desc": "ga",
+        "startTime": "2019-07-24",
+        "tasks": [{"name": "tass", "resource": "default", "type": "COMMAND", "syncType": 1, "cmd": "echo 'hello'",
+                   "submitter": "", "filePackage": "", "cron": "", "priorityLevel": 0, "timeout": 300,
+                   "retryLimit": 3, "retryInterval": 0, "successCode": "0", "asLink": False, "runMode": run_mode}],
+        "flowLinks": [], "taskLinks": [], "relations": [], "linkRelations": [],
+    }
+    definition = parse_import({"flowName": "nFlow", "dirId": "x", "flowJson": exported}).definition
+    assert export_definition(definition) == exported
+    assert export_definition(from_document(to_document(definition))) == exported

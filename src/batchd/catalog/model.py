@@ -160,7 +160,7 @@ class TaskDefinition:
     retry_limit: int = 0
     retry_interval_seconds: int = 0
     success_codes: tuple[int, ...] = ()
-    wait_codes: tuple[int, ...] = ()
+    wait_codes: tuple[int, ...] | None = None  # None: the client sent no `waitCode` (EnOS's export has none)
     as_link: bool = False
     run_mode: RunMode = field(default_factory=RunMode)
     sync_type: int = 1

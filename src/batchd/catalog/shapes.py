@@ -61,7 +61,8 @@ def _run_mode_text(task: TaskDefinition) -> str:
 
 
 def export_task(task: TaskDefinition) -> dict[str, Any]:
-    return {
+    """Export's Task struct; `waitCode` only when the import had one (V2.0 field, in some samples)."""
+    exported = {
         "name": task.name,
         "resource": task.resource,
         "type": task.type,
@@ -75,10 +76,12 @@ def export_task(task: TaskDefinition) -> dict[str, Any]:
         "retryLimit": task.retry_limit,
         "retryInterval": task.retry_interval_seconds,
         "successCode": _codes_text(task.success_codes),
-        "waitCode": _codes_text(task.wait_codes),
         "asLink": task.as_link,
         "runMode": _run_mode_text(task),
     }
+    if task.wait_codes is not None:
+        exported["waitCode"] = _codes_text(task.wait_codes)
+    return exported
 
 
 def export_definition(definition: FlowDefinition) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def parse_task(reader: FieldReader) -> TaskDefinition:
             "retryInterval", low=RETRY_INTERVAL_SECONDS[0], high=RETRY_INTERVAL_SECONDS[1]
         ),
         success_codes=parse_codes(reader.text("successCode"), reader.at("successCode")),
-        wait_codes=parse_codes(reader.text("waitCode"), reader.at("waitCode")),
+        wait_codes=parse_codes(reader.text("waitCode"), reader.at("waitCode")) if reader.has("waitCode") else None,
         as_link=reader.boolean("asLink"),
         run_mode=parse_run_mode(reader, "runMode"),
         sync_type=reader.integer("syncType", default=1, low=SYNC_TYPES[0], high=SYNC_TYPES[1]),
