@@ -267,3 +267,10 @@ async def test_directories(conn: AsyncConnection) -> None:
         with pytest.raises(BatchdError) as info:
             await dirs.create_directory(conn, ALICE, body)
         assert (info.value.code, info.value.message) == (62102, message)
+
+
+async def test_find_flow_for_the_engine(conn: AsyncConnection) -> None:
+    flow_id = await do_import(conn, who=EVE)
+    found = await ops.flow_store.find_flow(conn, flow_id)
+    assert found is not None and found.org_id == "o2" and [t.task_id for t in found.definition.tasks] == [1, 2]
+    assert await ops.flow_store.find_flow(conn, 999) is None

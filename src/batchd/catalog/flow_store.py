@@ -53,6 +53,13 @@ def _stored(row: sa.Row, definition: FlowDefinition | None = None, version: int 
     )
 
 
+async def find_flow(conn: AsyncConnection, flow_id: int) -> StoredFlow | None:
+    """The current flow `flow_id` of any organisation, or None: for the scheduler and the engine,
+    which act for the system, not for a caller (API operations use `load_flow`)."""
+    row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
+    return None if row is None else _stored(row)
+
+
 async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version: int | None = None) -> StoredFlow:
     """The flow as of `version` (current when None); another organisation's flow is not found."""
     row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
