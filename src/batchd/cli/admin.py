@@ -16,7 +16,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.config import Settings, SettingsError
@@ -126,10 +125,11 @@ def keys_list(
             ]
         )
         return
-    table = Table(*(Column(header, overflow="fold") for header in ("accessKey", "orgId", "created", "revoked")))
+    # Plain aligned lines, not a rich table: a table narrower than a key would fold it, and
+    # operators copy keys from here.
+    print(f"{'accessKey':<36}  {'orgId':<16}  {'created':<23}  revoked")
     for account in accounts:
-        table.add_row(account.access_key, account.org_id, _when(account.created_at), _when(account.revoked_at))
-    stdout.print(table)
+        print(f"{account.access_key:<36}  {account.org_id:<16}  {_when(account.created_at):<23}  {_when(account.revoked_at)}")
 
 
 @keys_app.command("create")
