@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchd.api.app import create_app
 from batchd.config import Settings
 from batchd.store import identity
-from batchd.store.database import open_database
+from batchd.store.database import run_once
 from batchd.store.identity import Credentials
 
 T = TypeVar("T")
@@ -87,17 +87,7 @@ def fresh_postgres_database() -> Iterator[str]:
 
 def run_in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `async work(conn)` in one transaction on `settings`' database (migrated first)."""
-
-    async def run() -> T:
-        database = open_database(settings)
-        try:
-            await database.migrate()
-            async with database.transaction() as conn:
-                return await work(conn)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
+    return asyncio.run(run_once(settings, work))
 
 
 # --- an EnOS client ----------------------------------------------------------------------------

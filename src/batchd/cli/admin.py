@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchd.config import Settings, SettingsError
 from batchd.errors import BatchdError
 from batchd.store import identity
-from batchd.store.database import open_database
+from batchd.store.database import run_once
 
 app = typer.Typer(help="Manage organisations, users and service-account keys.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of an organisation.", no_args_is_help=True)
@@ -40,17 +40,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 def _in_transaction(home: Path | None, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction on the migrated database; errors become exit codes."""
 
-    async def run() -> T:
-        database = open_database(Settings.load(home=home))
-        try:
-            await database.migrate()
-            async with database.transaction() as conn:
-                return await work(conn)
-        finally:
-            await database.dispose()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(run_once(Settings.load(home=home), work))
     except SettingsError as exc:
         stderr.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None

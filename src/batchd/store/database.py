@@ -12,11 +12,11 @@ PostgreSQL is reached through psycopg 3's async driver (`postgresql+psycopg://`)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from batchd.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,20 @@ def open_database(settings: Settings) -> Database:
     else:
         engine = create_async_engine(url, pool_pre_ping=True)
     return Database(engine=engine)
+
+
+async def run_once(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Open the database, migrate it, run `work(conn)` in one transaction, close it again.
+
+    For one-shot tools (the admin CLI, test set-up) that must also work on a fresh home.
+    """
+    database = open_database(settings)
+    try:
+        await database.migrate()
+        async with database.transaction() as conn:
+            return await work(conn)
+    finally:
+        await database.dispose()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
