@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from servicekit import HTTP, Backend, EnosClient, Service, start_service
 
 from batchd.store import identity
@@ -110,6 +111,16 @@ def test_healthz_and_readyz(service: Service) -> None:
     ready = HTTP.get(service.base_url + "/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "schema": "0001"}
+
+
+def test_readyz_is_503_when_the_schema_is_not_at_head(service: Service) -> None:
+    service.in_transaction(lambda conn: conn.execute(sa.text("UPDATE alembic_version SET version_num = '0000'")))
+
+    ready = HTTP.get(service.base_url + "/readyz")
+
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "unavailable", "reason": "database schema at 0000, batchd needs 0001"}
+    assert HTTP.get(service.base_url + "/healthz").status_code == 200
 
 
 def test_openapi_documents_each_path_with_its_actions_and_the_envelope(service: Service) -> None:

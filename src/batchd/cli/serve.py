@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 import uvicorn
 from rich.console import Console
@@ -38,4 +39,6 @@ def serve(
         raise typer.Exit(2) from None
     if settings.insecure:
         stderr.print("[yellow]warning:[/yellow] --insecure: authentication is off (loopback only)")
+    database = sa.make_url(settings.database_url).render_as_string(hide_password=True)
+    stderr.print(f"batchd serving on http://{settings.host}:{settings.port} (database {database}, docs at /docs)", soft_wrap=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="warning")
