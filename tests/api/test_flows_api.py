@@ -106,7 +106,8 @@ def test_flow_lifecycle(service: Service, client: EnosClient) -> None:
     # Save: rename `load`, add `report` after it, move the canvas; task configs survive.
     save = {"id": "77", "name": "etl", "type": 1, "freq": "0 0 3 * * ? *", "cycle": "D", "alertMode": 1,
             "doAs": "acct", "owners": ";tester;", "visitors": ";bob;", "active": 0, "startTime": "2024-01-01",
-            "tasks": [{"taskName": "extract", "taskId": ids["extract"], "nodeId": f"t_{ids['extract']}", "x": 10, "y": 5},
+            "tasks": [{"taskName": "extract", "taskId": ids["extract"], "nodeId": f"t_{ids['extract']}",
+                       "x": 10, "y": 5},
                       {"taskName": "load2", "taskId": ids["load"], "nodeId": f"t_{ids['load']}"},
                       {"taskName": "report", "nodeId": "new-1"}],
             "relations": [{"source": f"t_{ids['extract']}", "target": f"t_{ids['load']}", "rerun": True},
@@ -136,7 +137,8 @@ def test_flow_lifecycle(service: Service, client: EnosClient) -> None:
 
     # Delete is a GET; afterwards the flow is gone everywhere.
     assert ok(client.call("GET", "flows", "delete", query={"flowId": 77})) == ""
-    assert failed(client.call("GET", "flows", "get", query={"flowId": 77}), 62102) == "flowId: workflow 77 does not exist"
+    gone = client.call("GET", "flows", "get", query={"flowId": 77})
+    assert failed(gone, 62102) == "flowId: workflow 77 does not exist"
     assert count_rows(service) == (0, 0, 0)
 
 
@@ -146,7 +148,8 @@ def test_invalid_requests(service: Service, client: EnosClient) -> None:
         ("GET", "get", {"query": {}}, "flowId: is required"),
         ("GET", "get", {"query": {"flowId": "abc"}}, 'flowId: "abc" is not an integer'),
         ("GET", "export", {"query": {"flowId": 999}}, "flowId: workflow 999 does not exist"),
-        ("GET", "get", {"query": {"flowId": flow_id, "version": 5}}, f"version: workflow {flow_id} has no version 5 (current: 1)"),
+        ("GET", "get", {"query": {"flowId": flow_id, "version": 5}},
+         f"version: workflow {flow_id} has no version 5 (current: 1)"),
         ("POST", "import", {"body": {"flowName": "x", "dirId": "nope", "flowJson": flow_json()}},
          'dirId: Directory does not exist: "nope"'),
         ("POST", "import", {"body": {"dirId": "nope", "flowJson": flow_json()}}, "flowName: is required"),
@@ -190,7 +193,8 @@ def test_references_and_delete(client: EnosClient) -> None:
     answer = client.call("POST", "flows", "import", body={
         "flowName": "x", "dirId": root_dir(client),
         "flowJson": flow_json(flowLinks=[{"linkId": "0", "sourceFlowName": "ghost"}])})
-    assert failed(answer, 62102) == 'flowJson.flowLinks[0].sourceFlowName: no workflow named "ghost" in this organisation'
+    assert failed(answer, 62102) == (
+        'flowJson.flowLinks[0].sourceFlowName: no workflow named "ghost" in this organisation')
     # Dropping the references with Save frees the upstream.
     ok(client.call("POST", "flows", "save", body={"id": down, "flows": [], "relations": [
         {"source": graph["tasks"][0]["nodeId"], "target": graph["tasks"][1]["nodeId"]}]}))
@@ -251,8 +255,8 @@ def test_search_pagination_and_sorting(client: EnosClient) -> None:
     assert search({"pagination": {**page, "pageNo": 2}}) == ["alpha"]
     assert search({"pagination": {"pageNo": 0, "pageSize": "2", "sorters": [{"field": "update_time"}]}}) == [
         "alpha", "beta"]
-    assert search({"pagination": {"pageNo": 1, "pageSize": 2, "sorters": [{"field": "start_time", "order": "asc"}]}}) == [
-        "alpha", "beta"]
+    by_start = {"pageNo": 1, "pageSize": 2, "sorters": [{"field": "start_time", "order": "asc"}]}
+    assert search({"pagination": by_start}) == ["alpha", "beta"]
     answer = client.call("POST", "flows", "search", body={"pagination": {"pageNo": 1, "pageSize": 0}})
     assert failed(answer, 62102) == "pagination.pageSize: 0 is below 1"
     answer = client.call("POST", "flows", "search",

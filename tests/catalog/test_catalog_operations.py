@@ -207,7 +207,8 @@ async def test_save_swaps_task_names_and_adds_tasks(conn: AsyncConnection) -> No
 async def test_save_refuses_reference_cycles(conn: AsyncConnection) -> None:
     up = await do_import(conn, "up")
     down = await do_import(conn, "down", flowLinks=[{"linkId": "0", "sourceFlowName": "up"}])
-    with pytest.raises(InvalidParameter, match=f"flows: workflow references would form a cycle: {up} -> {down} -> {up}"):
+    loop = f"flows: workflow references would form a cycle: {up} -> {down} -> {up}"
+    with pytest.raises(InvalidParameter, match=loop):
         await ops.save_flow(conn, ALICE, {"id": up, "flows": [{"flowId": down}]})
     with pytest.raises(InvalidParameter, match="a workflow cannot reference itself"):
         await ops.save_flow(conn, ALICE, {"id": up, "flows": [{"flowId": up}]})

@@ -281,7 +281,8 @@ async def _write_tasks(conn: AsyncConnection, flow_id: int, old: tuple[TaskDefin
         await conn.execute(sa.update(tasks).where(tasks.c.task_id == task.task_id).values(name=task.name))
     added = [t for t in new if t.task_id not in old_names]
     if added:
-        await conn.execute(sa.insert(tasks), [{"task_id": t.task_id, "flow_id": flow_id, "name": t.name} for t in added])
+        rows = [{"task_id": t.task_id, "flow_id": flow_id, "name": t.name} for t in added]
+        await conn.execute(sa.insert(tasks), rows)
 
 
 def _parked(task_id: int | None) -> str:

@@ -21,8 +21,6 @@ from batchd.catalog.fields import FieldReader
 from batchd.catalog.model import (
     FlowDefinition,
     FlowLink,
-    LinkRelation,
-    NamedRelation,
     Position,
     StoredFlow,
     TaskDefinition,
