@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import JSONResponse
 
 from batchd.api.body import read_body
@@ -37,6 +38,7 @@ from batchd.store.database import Database
 CLOCK_SKEW_MS = 5 * 60 * 1000
 PRUNE_EVERY_MS = 60 * 1000
 TOKEN_SERVICE_PREFIX = "/apim-token-service/v2.0/token"
+SIGNING_HEADERS = ("apim-accesstoken", "apim-timestamp", "apim-signature")
 IDENTITY_MESSAGE = "userId does not exist, or it does not match to orgId."
 
 # Status codes of the EnOS token service (spec §5.2).
@@ -106,7 +108,7 @@ class Authenticator:
             token = await tokens.issue_token(conn, request.app_key, now_ms())
         return {"accessToken": token.token, "expire": tokens.TOKEN_TTL_SECONDS}
 
-    async def _check_encryption(self, conn: Any, request: TokenRequest) -> None:
+    async def _check_encryption(self, conn: AsyncConnection, request: TokenRequest) -> None:
         now = now_ms()
         if abs(int(request.timestamp) - now) > CLOCK_SKEW_MS:
             raise TokenServiceError(
@@ -117,7 +119,9 @@ class Authenticator:
             raise TokenServiceError(UNKNOWN_APP_KEY, "appKey is unknown or revoked")
         expected = _sha256(request.app_key.encode(), request.timestamp.encode(), account.secret_key.encode())
         if not hmac.compare_digest(expected, request.encryption):
-            raise TokenServiceError(BAD_ENCRYPTION, "invalid encryption: expected sha256(appKey + timestamp + appSecret)")
+            raise TokenServiceError(
+                BAD_ENCRYPTION, "invalid encryption: expected sha256(appKey + timestamp + appSecret)"
+            )
         if not await tokens.first_use(conn, request.encryption, now):
             raise TokenServiceError(REPLAYED, "duplicated encryption: this request was already used")
 
@@ -127,13 +131,15 @@ class Authenticator:
         Raises `Unauthorized` naming the first thing wrong. The signature is recorded in its own
         transaction, so a call that later fails still cannot be replayed.
         """
-        token, timestamp, signature = (headers.get(name) for name in ("apim-accesstoken", "apim-timestamp", "apim-signature"))
-        missing = [name for name, value in (("apim-accesstoken", token), ("apim-timestamp", timestamp), ("apim-signature", signature)) if not value]
+        missing = [name for name in SIGNING_HEADERS if not headers.get(name)]
         if missing:
             raise Unauthorized(f"missing header(s) {', '.join(missing)}")
+        token, timestamp, signature = (headers[name] for name in SIGNING_HEADERS)
         now = now_ms()
         if not timestamp.isdigit() or abs(int(timestamp) - now) > CLOCK_SKEW_MS:
-            raise Unauthorized(f"apim-timestamp {timestamp!r} is not epoch ms within {CLOCK_SKEW_MS // 1000} s of server time")
+            raise Unauthorized(
+                f"apim-timestamp {timestamp!r} is not epoch ms within {CLOCK_SKEW_MS // 1000} s of server time"
+            )
         async with self.database.transaction() as conn:
             holder = await tokens.find_token(conn, token)
             if holder is None:
@@ -156,7 +162,7 @@ class Authenticator:
         return holder.org_id
 
 
-async def resolve_caller(conn: Any, query: dict[str, str], key_org_id: str | None) -> Caller:
+async def resolve_caller(conn: AsyncConnection, query: dict[str, str], key_org_id: str | None) -> Caller:
     """The user named by `userId`/`orgId`, who must belong to the calling service account's org.
 
     `key_org_id` is None in insecure mode: then the pair must only exist and match.
