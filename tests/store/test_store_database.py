@@ -182,3 +182,17 @@ def test_bootstrap_refuses_a_user_of_another_org(backend: Backend, tmp_path: Pat
 
     with pytest.raises(InvalidParameter, match="already belongs to organisation 'o1'"):
         run(backend, tmp_path, clash)
+
+
+def test_concurrent_migrations_of_a_fresh_database_both_succeed(backend: Backend, tmp_path: Path) -> None:
+    # A server and `batchd admin` starting at the same time on an empty database.
+    async def both() -> list[tuple[str | None, str]]:
+        first, second = (open_database(settings_for(backend, tmp_path)) for _ in range(2))
+        try:
+            await asyncio.gather(first.migrate(), second.migrate())
+            return [await first.schema_revision(), await second.schema_revision()]
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    assert asyncio.run(both()) == [("0001", "0001"), ("0001", "0001")]

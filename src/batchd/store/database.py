@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from batchd.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+MIGRATION_LOCK_KEY = 0x62A7C4D  # any constant; names batchd's migration lock on PostgreSQL
 T = TypeVar("T")
 
 
@@ -115,6 +116,10 @@ def _alembic_config() -> Config:
 
 
 def _upgrade_to_head(sync_connection: sa.Connection) -> None:
+    if sync_connection.dialect.name == "postgresql":
+        # A server and an admin command starting together must not both create the tables; the
+        # lock is released with the migration's transaction. (SQLite: BEGIN IMMEDIATE already.)
+        sync_connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     config = _alembic_config()
     config.attributes["connection"] = sync_connection
     command.upgrade(config, "head")
