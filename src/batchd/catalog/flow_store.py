@@ -53,18 +53,13 @@ def _stored(row: sa.Row, definition: FlowDefinition | None = None, version: int 
     )
 
 
-async def find_flow(conn: AsyncConnection, flow_id: int) -> StoredFlow | None:
-    """The current flow `flow_id` of any organisation, or None: for the scheduler and the engine,
-    which act for the system, not for a caller (API operations use `load_flow`)."""
+async def find_flow(conn: AsyncConnection, flow_id: int, *, version: int | None = None) -> StoredFlow | None:
+    """Flow `flow_id` of any organisation (as of `version`, current when None), or None when the
+    flow does not exist. For the system's own readers (scheduler, engine, the `batchd flows` CLI);
+    API operations use `load_flow`, which applies the caller's organisation."""
     row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
-    return None if row is None else _stored(row)
-
-
-async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version: int | None = None) -> StoredFlow:
-    """The flow as of `version` (current when None); another organisation's flow is not found."""
-    row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
-    if row is None or row.org_id != org_id:
-        raise _not_found(flow_id)
+    if row is None:
+        return None
     if version is None or version == row.version:
         return _stored(row)
     document = (
@@ -77,6 +72,34 @@ async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version
     if document is None:
         raise InvalidParameter(f"version: workflow {flow_id} has no version {version} (current: {row.version})")
     return _stored(row, from_document(document), version)
+
+
+async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version: int | None = None) -> StoredFlow:
+    """The flow as of `version` (current when None); another organisation's flow is not found."""
+    owner = (await conn.execute(sa.select(flows.c.org_id).where(flows.c.flow_id == flow_id))).scalar_one_or_none()
+    flow = await find_flow(conn, flow_id, version=version) if owner == org_id else None
+    if flow is None:
+        raise _not_found(flow_id)
+    return flow
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VersionInfo:
+    """One saved version of a flow: who saved it when (epoch ms)."""
+
+    version: int
+    saved_by: str
+    saved_at_ms: int
+
+
+async def list_versions(conn: AsyncConnection, flow_id: int) -> list[VersionInfo]:
+    """Every saved version of `flow_id`, oldest first (empty when the flow does not exist)."""
+    rows = await conn.execute(
+        sa.select(flow_versions.c.version, flow_versions.c.saved_by, flow_versions.c.saved_at)
+        .where(flow_versions.c.flow_id == flow_id)
+        .order_by(flow_versions.c.version)
+    )
+    return [VersionInfo(version=r.version, saved_by=r.saved_by, saved_at_ms=r.saved_at) for r in rows]
 
 
 async def flow_id_taken(conn: AsyncConnection, flow_id: int) -> bool:
