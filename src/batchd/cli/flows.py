@@ -66,7 +66,9 @@ def show(
 @app.command("diff")
 def diff(
     flow_id: FlowId,
-    old: Annotated[int | None, typer.Option("--from", help="Older version (default: the one before --to).", min=1)] = None,
+    old: Annotated[
+        int | None, typer.Option("--from", help="Older version (default: the one before --to).", min=1)
+    ] = None,
     new: Annotated[int | None, typer.Option("--to", help="Newer version (default: the current one).", min=1)] = None,
     home: Home = None,
 ) -> None:
