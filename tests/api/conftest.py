@@ -2,7 +2,8 @@
 
 They let the platform's tests exercise dispatch, identity and transactions without depending on
 any real resource: `GET probe?action=whoami` returns the caller, `GET probe?action=explode`
-raises an unexpected exception, `POST probe?action=writeThenFail` writes a row and then fails.
+raises an unexpected exception, `POST probe?action=writeThenFail` writes a row and then fails,
+`POST probe?action=writeThenReturnTheUnsendable` writes a row and returns what JSON cannot encode.
 """
 
 from __future__ import annotations
@@ -38,7 +39,18 @@ async def write_then_fail(ctx: RequestContext) -> Any:
     raise InvalidParameter("probe: failing after a write")
 
 
-PROBES = [("GET", "whoami", whoami), ("GET", "explode", explode), ("POST", "writeThenFail", write_then_fail)]
+async def write_then_return_the_unsendable(ctx: RequestContext) -> Any:
+    """Changes the database, then returns data JSON cannot carry: the change must be rolled back."""
+    await ctx.conn.execute(sa.insert(orgs).values(org_id=PROBE_ORG, name="x", created_at=0))
+    return {"when": object()}
+
+
+PROBES = [
+    ("GET", "whoami", whoami),
+    ("GET", "explode", explode),
+    ("POST", "writeThenFail", write_then_fail),
+    ("POST", "writeThenReturnTheUnsendable", write_then_return_the_unsendable),
+]
 
 
 @pytest.fixture

@@ -84,6 +84,13 @@ def test_a_failed_call_changes_nothing(service: Service, client: EnosClient) -> 
     assert not service.in_transaction(lambda conn: identity.org_exists(conn, "o-written-then-rolled-back"))
 
 
+def test_data_that_cannot_be_sent_is_62109_and_changes_nothing(service: Service, client: EnosClient) -> None:
+    answer = client.call("POST", "probe", "writeThenReturnTheUnsendable")
+
+    assert_error_envelope(answer, 62109, "Internal server exception")
+    assert not service.in_transaction(lambda conn: identity.org_exists(conn, "o-written-then-rolled-back"))
+
+
 def test_unknown_path_answers_with_an_envelope(service: Service) -> None:
     response = HTTP.get(service.base_url + "/no/such/path")
 

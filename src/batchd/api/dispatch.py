@@ -40,10 +40,9 @@ async def dispatch(request: Request, resource: str) -> JSONResponse:
             context = RequestContext(
                 caller=caller, conn=conn, query=query, body=body, settings=settings, request_id=request_id
             )
-            data = await op.handler(context)
+            # Serialised inside the transaction: data that cannot be sent rolls the call back.
+            response, request.state.code = envelope.success(await op.handler(context), request_id), 0
     except Exception as exc:  # noqa: BLE001 - every failure becomes an envelope, in envelope.failure
         response, request.state.code = envelope.failure(exc, request_id), envelope.code_of(exc)
-    else:
-        response, request.state.code = envelope.success(data, request_id), 0
     request.state.request_id = request_id
     return response
