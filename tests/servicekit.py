@@ -73,16 +73,26 @@ def postgres_server_url() -> str:
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test; dropped (connections and all) afterwards."""
-    server = sa.make_url(postgres_server_url())
     name = f"batchd_test_{uuid.uuid4().hex[:16]}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(_maintenance_url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(postgres_server_url()).set(database=name).render_as_string(hide_password=False)
     try:
-        yield server.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_postgres_database(url)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop the database of `url` now, cutting off whoever is connected (e.g. a running batchd)."""
+    name = sa.make_url(url).database
+    with psycopg.connect(_maintenance_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _maintenance_url() -> str:
+    # psycopg's own URL form: the server's `postgres` database, without SQLAlchemy's driver suffix.
+    return sa.make_url(postgres_server_url()).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def run_in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:

@@ -11,7 +11,7 @@ from servicekit import Backend
 
 from batchd.config import Settings
 from batchd.errors import InvalidParameter
-from batchd.store import identity, ids
+from batchd.store import identity, ids, tokens
 from batchd.store.database import Database, open_database
 from batchd.store.tables import directories, metadata
 
@@ -196,3 +196,15 @@ def test_concurrent_migrations_of_a_fresh_database_both_succeed(backend: Backend
             await second.dispose()
 
     assert asyncio.run(both()) == [("0001", "0001"), ("0001", "0001")]
+
+
+def test_a_signature_is_accepted_once_until_it_is_pruned(backend: Backend, tmp_path: Path) -> None:
+    async def uses(database: Database) -> list[bool]:
+        async with database.transaction() as conn:
+            seen = [await tokens.first_use(conn, "sig-a", 1_000), await tokens.first_use(conn, "sig-a", 2_000)]
+            await tokens.first_use(conn, "sig-b", 5_000)
+            await tokens.forget_signatures_before(conn, 3_000)
+            seen += [await tokens.first_use(conn, "sig-a", 6_000), await tokens.first_use(conn, "sig-b", 6_000)]
+        return seen
+
+    assert run(backend, tmp_path, uses) == [True, False, True, False]

@@ -193,15 +193,53 @@ def token_router(authenticator: Authenticator, max_body_bytes: int) -> APIRouter
             return _token_answer(BAD_PARAMETER, exc.message, None)
         return _token_answer(0, "SUCCESS", data)
 
-    @router.post(f"{TOKEN_SERVICE_PREFIX}/get", summary="Get an access token for a service account")
+    @router.post(
+        f"{TOKEN_SERVICE_PREFIX}/get",
+        summary="Get an access token for a service account",
+        openapi_extra=_token_docs(refresh=False),
+    )
     async def get_token(request: Request) -> JSONResponse:
         return await answer(request, refresh=False)
 
-    @router.post(f"{TOKEN_SERVICE_PREFIX}/refresh", summary="Replace a live access token with a new one")
+    @router.post(
+        f"{TOKEN_SERVICE_PREFIX}/refresh",
+        summary="Replace a live access token with a new one",
+        openapi_extra=_token_docs(refresh=True),
+    )
     async def refresh_token(request: Request) -> JSONResponse:
         return await answer(request, refresh=True)
 
     return router
+
+
+def _token_docs(*, refresh: bool) -> dict[str, Any]:
+    """OpenAPI request and answer of a token-service endpoint (the handlers read raw bodies)."""
+    fields = {
+        "appKey": {"type": "string", "description": "Access key of the service account"},
+        "timestamp": {"type": "integer", "description": "Epoch ms, within 5 minutes of server time"},
+        "encryption": {"type": "string", "description": "lowercase hex sha256(appKey + timestamp + appSecret)"},
+    }
+    if refresh:
+        fields["accessToken"] = {"type": "string", "description": "The live token to replace"}
+    token = {"accessToken": {"type": "string"}, "expire": {"type": "integer", "description": "seconds"}}
+    answer = {
+        "type": "object",
+        "properties": {
+            "status": {
+                "type": "integer",
+                "description": "0 success; 1001 replay, 1002 unknown appKey, 1003 bad encryption, "
+                "1004 bad parameter, 1203 token expired, 1204 refresh failed",
+            },
+            "msg": {"type": "string"},
+            "business": {"type": "string", "enum": ["apim-token-service"]},
+            "data": {"type": "object", "nullable": True, "properties": token},
+        },
+    }
+    request = {"type": "object", "required": list(fields), "properties": fields}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+        "responses": {"200": {"description": "Token service answer", "content": {"application/json": {"schema": answer}}}},
+    }
 
 
 def _token_answer(status: int, msg: str, data: Any) -> JSONResponse:
