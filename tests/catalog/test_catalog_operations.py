@@ -130,8 +130,14 @@ async def test_links_resolve_by_name_and_block_delete(conn: AsyncConnection) -> 
     assert [(r.flow_id, r.upstream_flow_id) for r in rows] == [(down, up)]
     with pytest.raises(IllegalState, match="relied on by other workflows.*Referenced by: down"):
         await ops.delete_flow(conn, ALICE, up)
+    with pytest.raises(IllegalState, match='task "a" is referenced by workflow "down" and cannot be removed'):
+        await ops.save_flow(conn, ALICE, {"id": up, "tasks": [{"taskName": "b", "taskId": 2}]})
+    await ops.save_flow(conn, ALICE, {"id": up, "name": "up2", "tasks": [{"taskName": "a2", "taskId": 1}]})
+    exported = await ops.export_flow(conn, ALICE, down)  # references show today's names
+    assert exported["flowLinks"] == [{"linkId": "0", "sourceFlowName": "up2"}]
+    assert exported["taskLinks"] == [{"linkId": "1", "sourceFlowName": "up2", "sourceTaskName": "a2"}]
     detail = await ops.get_flow(conn, ALICE, down)
-    assert '"nodeId":"f_1"' in detail["graph"] and '"flowName":"1(a)"' in detail["graph"]
+    assert '"nodeId":"f_1"' in detail["graph"] and '"flowName":"1(a2)"' in detail["graph"]
     assert await ops.delete_flow(conn, ALICE, down) == ""
     assert await ops.delete_flow(conn, ALICE, up) == ""
     assert await count(conn, tasks) == 0 and await count(conn, flow_versions) == 0

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchd.catalog.fields import show, to_int
 from batchd.catalog.model import FlowDefinition, FlowLink, StoredFlow, TaskDefinition, TaskLink, UserList
 from batchd.catalog.shapes import from_document, to_document
-from batchd.errors import InvalidParameter
+from batchd.errors import IllegalState, InvalidParameter
 from batchd.store import ids
 from batchd.store.tables import flow_dependencies, flow_versions, flows, tasks
 
@@ -61,7 +61,8 @@ async def find_flow(conn: AsyncConnection, flow_id: int, *, version: int | None 
     if row is None:
         return None
     if version is None or version == row.version:
-        return _stored(row)
+        flow = _stored(row)
+        return dataclasses.replace(flow, definition=await with_current_link_names(conn, flow.definition))
     document = (
         await conn.execute(
             sa.select(flow_versions.c.definition).where(
@@ -71,7 +72,8 @@ async def find_flow(conn: AsyncConnection, flow_id: int, *, version: int | None 
     ).scalar_one_or_none()
     if document is None:
         raise InvalidParameter(f"version: workflow {flow_id} has no version {version} (current: {row.version})")
-    return _stored(row, from_document(document), version)
+    definition = await with_current_link_names(conn, from_document(document))
+    return _stored(row, definition, version)
 
 
 async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version: int | None = None) -> StoredFlow:
@@ -202,6 +204,40 @@ async def _find_upstream(conn: AsyncConnection, org_id: str, flow_id: int | None
     if row is None:
         raise InvalidParameter(f"{where}.sourceFlowName: no workflow named {show(name)} in this organisation")
     return row
+
+
+async def with_current_link_names(conn: AsyncConnection, definition: FlowDefinition) -> FlowDefinition:
+    """The definition with its references' flow and task names as they are *now*.
+
+    References are kept by id; the names stored with them go stale when an upstream flow or task
+    is renamed. Reads (Get Flow, Export Flow) show today's names, so an export re-imports. A
+    reference whose upstream is gone (only possible in an old version) keeps its stored names.
+    """
+    flow_ids = upstream_ids(definition)
+    task_ids = {link.source_task_id for link in definition.task_links if link.source_task_id is not None}
+    if not flow_ids:
+        return definition
+    found = await conn.execute(sa.select(flows.c.flow_id, flows.c.name).where(flows.c.flow_id.in_(flow_ids)))
+    flow_names = {row.flow_id: row.name for row in found}
+    task_names: dict[int, str] = {}
+    if task_ids:
+        found = await conn.execute(sa.select(tasks.c.task_id, tasks.c.name).where(tasks.c.task_id.in_(task_ids)))
+        task_names = {row.task_id: row.name for row in found}
+    return dataclasses.replace(
+        definition,
+        flow_links=tuple(
+            dataclasses.replace(link, source_flow_name=flow_names.get(link.source_flow_id, link.source_flow_name))
+            for link in definition.flow_links
+        ),
+        task_links=tuple(
+            dataclasses.replace(
+                link,
+                source_flow_name=flow_names.get(link.source_flow_id, link.source_flow_name),
+                source_task_name=task_names.get(link.source_task_id, link.source_task_name),
+            )
+            for link in definition.task_links
+        ),
+    )
 
 
 def upstream_ids(definition: FlowDefinition) -> set[int]:
@@ -335,6 +371,29 @@ async def dependents(conn: AsyncConnection, flow_id: int) -> list[str]:
         .order_by(flows.c.name)
     )
     return [row.name for row in rows]
+
+
+async def check_removed_tasks_unreferenced(conn: AsyncConnection, before: FlowDefinition, after: FlowDefinition,
+                                           flow_id: int) -> None:
+    """62104 when a task that other flows reference (a task link) would disappear in a Save,
+    for the same reason Delete Flow refuses a referenced flow: the reference would dangle."""
+    kept = {t.task_id for t in after.tasks}
+    removed = {t.task_id: t.name for t in before.tasks if t.task_id not in kept}
+    if not removed:
+        return
+    rows = await conn.execute(
+        sa.select(flows.c.name, flows.c.definition)
+        .join(flow_dependencies, flow_dependencies.c.flow_id == flows.c.flow_id)
+        .where(flow_dependencies.c.upstream_flow_id == flow_id, flows.c.flow_id != flow_id)
+        .order_by(flows.c.name)
+    )
+    for row in rows:
+        for link in from_document(row.definition).task_links:
+            if link.source_task_id in removed:
+                raise IllegalState(
+                    f"tasks: task {show(removed[link.source_task_id])} is referenced by workflow "
+                    f"{show(row.name)} and cannot be removed; remove that reference first"
+                )
 
 
 async def delete_flow_rows(conn: AsyncConnection, flow_id: int) -> None:

@@ -96,6 +96,7 @@ async def save_flow(conn: AsyncConnection, caller: Caller, body: Any) -> dict[st
     definition = apply_save(base.definition, request)
     if definition.name != current.definition.name:
         await flow_store.check_name_free(conn, caller.org_id, definition.name, "name", except_flow=current.flow_id)
+    await flow_store.check_removed_tasks_unreferenced(conn, current.definition, definition, current.flow_id)
     definition = await flow_store.resolve_links(conn, caller.org_id, definition, self_id=current.flow_id, path="")
     await flow_store.check_no_dependency_cycle(conn, current.flow_id, flow_store.upstream_ids(definition))
     definition = await flow_store.assign_task_ids(conn, definition)
