@@ -188,10 +188,13 @@ def token_router(authenticator: Authenticator, max_body_bytes: int) -> APIRouter
             parsed = TokenRequest.parse(await read_body(request, max_body_bytes), refresh=refresh)
             data = await (authenticator.refresh(parsed) if refresh else authenticator.issue(parsed))
         except TokenServiceError as exc:
-            return _token_answer(exc.status, exc.message, None)
+            status, msg, data = exc.status, exc.message, None
         except BodyTooLarge as exc:
-            return _token_answer(BAD_PARAMETER, exc.message, None)
-        return _token_answer(0, "SUCCESS", data)
+            status, msg, data = BAD_PARAMETER, exc.message, None
+        else:
+            status, msg = 0, "SUCCESS"
+        request.state.code = status  # for the access log line
+        return JSONResponse({"status": status, "msg": msg, "business": "apim-token-service", "data": data})
 
     @router.post(
         f"{TOKEN_SERVICE_PREFIX}/get",
@@ -240,10 +243,6 @@ def _token_docs(*, refresh: bool) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
         "responses": {"200": {"description": "Token service answer", "content": {"application/json": {"schema": answer}}}},
     }
-
-
-def _token_answer(status: int, msg: str, data: Any) -> JSONResponse:
-    return JSONResponse({"status": status, "msg": msg, "business": "apim-token-service", "data": data})
 
 
 def _sha256(*parts: bytes) -> str:
