@@ -25,7 +25,6 @@ from batchd.errors import InvalidParameter
         ("", "cron expression is empty"),
         ("0 0 0 L-40 * ?", "day-of-month: 'L-40': offset from the last day must be at most 30"),
         ("0 0 0 ? * 6#6", "day-of-week: '6#6': '#' must be followed by a number from 1 to 5"),
-        ("0 0 0 ? * 0#1", "day-of-week: '0#1': 0 is out of range 1-7"),
         ("0 0 0 0W * ?", "day-of-month: '0W': 0 is out of range 1-31"),
         ("*/61 * * * * ?", "second: '*/61': step 61 is larger than 59"),
         ("0 0 0 ? * MON/X", None),

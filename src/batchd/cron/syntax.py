@@ -293,10 +293,7 @@ class _Parser:
         if c == "#":
             if field != DAY_OF_WEEK:
                 raise self.fail(f"'{s}': '#' is only allowed in day-of-week (n#k)")
-            # Quartz does not range-check the weekday of `n#k` and then searches forever for
-            # `0#1` or `9#2`; we refuse them.
-            if not 1 <= value <= 7:
-                raise self.fail(f"'{s}': {value} is out of range 1-7")
+            # Quartz does not range-check the weekday of `n#k`: `9#2` is valid and never fires.
             self.nth_day_of_week = self.nth(s[i + 1:], s)
             self.sets[field].add(value)
             return
