@@ -101,3 +101,12 @@ def test_round_trip_of_the_export_sample() -> None:
     definition = parse_import({"flowName": "nFlow", "dirId": "x", "flowJson": exported}).definition
     assert export_definition(definition) == exported
     assert export_definition(from_document(to_document(definition))) == exported
+
+
+def test_stored_documents_are_read_without_re_checking_crons() -> None:
+    """A cron stored under an older, laxer parser must not make the flow unreadable."""
+    doc = json.loads(to_document(stored_sample().definition))
+    doc["cron"] = "not a cron"
+    doc["tasks"][0]["cron"] = "nor this"
+    again = from_document(json.dumps(doc))
+    assert again.cron == "not a cron" and again.tasks[0].cron == "nor this"

@@ -148,7 +148,7 @@ def to_document(definition: FlowDefinition) -> str:
 def from_document(text: str) -> FlowDefinition:
     """Inverse of `to_document`, re-validated field by field like an import."""
     doc = json.loads(text)
-    d = parse_definition(FieldReader(doc, "definition"), name=doc["name"])
+    d = parse_definition(FieldReader(doc, "definition"), name=doc["name"], check_crons=False)
     return FlowDefinition(
         **{**_fields(d), "queue": doc.get("queue", "")},
         tasks=tuple(

@@ -83,11 +83,17 @@ def _flow_json(reader: FieldReader) -> Any:
     return value
 
 
-def parse_definition(reader: FieldReader, *, name: str) -> FlowDefinition:
-    """The portable FlowDefinition (Export's output, Import's `flowJson`); the name is given."""
+def parse_definition(reader: FieldReader, *, name: str, check_crons: bool = True) -> FlowDefinition:
+    """The portable FlowDefinition (Export's output, Import's `flowJson`); the name is given.
+
+    `check_crons=False` is for reading back stored documents: their crons were checked when they
+    were written, and a stricter cron parser later must not make existing flows unreadable
+    (Enable Flow checks the cron again).
+    """
     flow_type = reader.integer("type", required=True, low=FLOW_TYPES[0], high=FLOW_TYPES[1])
     cron = reader.text("cron").strip()
-    check_cron(cron, reader.at("cron"), required=flow_type == PERIODIC)
+    if check_crons:
+        check_cron(cron, reader.at("cron"), required=flow_type == PERIODIC)
     return FlowDefinition(
         name=name,
         cycle=parse_cycle(reader.raw("cycle", required=True), reader.at("cycle")),
@@ -101,7 +107,7 @@ def parse_definition(reader: FieldReader, *, name: str) -> FlowDefinition:
         sync_type=reader.integer("syncType", default=1, low=SYNC_TYPES[0], high=SYNC_TYPES[1]),
         desc=reader.text("desc"),
         start_date=parse_date(reader.text("startTime"), reader.at("startTime")),
-        tasks=tuple(parse_task(item) for item in reader.objects("tasks")),
+        tasks=tuple(parse_task(item, check_crons=check_crons) for item in reader.objects("tasks")),
         relations=tuple(_parse_relation(item) for item in reader.objects("relations")),
         flow_links=tuple(_parse_flow_link(item) for item in reader.objects("flowLinks")),
         task_links=tuple(_parse_task_link(item) for item in reader.objects("taskLinks")),
@@ -109,11 +115,12 @@ def parse_definition(reader: FieldReader, *, name: str) -> FlowDefinition:
     )
 
 
-def parse_task(reader: FieldReader) -> TaskDefinition:
+def parse_task(reader: FieldReader, *, check_crons: bool = True) -> TaskDefinition:
     """One portable TaskDefinition; `type` is kept exactly as sent for export."""
     original_type, kind = parse_task_type(reader.raw("type", required=True), reader.at("type"))
     cron = reader.text("cron").strip()
-    check_cron(cron, reader.at("cron"), required=False)
+    if check_crons:
+        check_cron(cron, reader.at("cron"), required=False)
     return TaskDefinition(
         name=reader.text("name", required=True, non_empty=True, max_length=NAME_MAX),
         type=original_type,
