@@ -281,3 +281,13 @@ async def test_find_flow_for_the_engine(conn: AsyncConnection) -> None:
     found = await ops.flow_store.find_flow(conn, flow_id)
     assert found is not None and found.org_id == "o2" and [t.task_id for t in found.definition.tasks] == [1, 2]
     assert await ops.flow_store.find_flow(conn, 999) is None
+
+
+async def test_enable_checks_the_cron_again(conn: AsyncConnection) -> None:
+    """A cron that a stricter parser no longer accepts stays readable but cannot be enabled."""
+    flow_id = await do_import(conn)
+    document = (await conn.execute(sa.select(ops.flows.c.definition))).scalar_one()
+    await conn.execute(sa.update(ops.flows).values(definition=document.replace("0 0 1 * * ? *", "0 0 25 * * ? *")))
+    assert (await ops.get_flow(conn, ALICE, flow_id))["freq"] == "0 0 25 * * ? *"
+    with pytest.raises(InvalidParameter, match='freq: "0 0 25 \\* \\* \\? \\*": hour: 25 is out of range 0-23'):
+        await ops.set_flow_active(conn, ALICE, {"flowId": flow_id}, active=True)
