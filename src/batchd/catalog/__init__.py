@@ -1,6 +1,8 @@
 """The catalogue: workflow definitions, their validation, versions, directories and permissions.
 
-Layered as: `model` (records) ← `fields`/`validation` (JSON → records) ← `shapes` (records → wire)
-← `editing` (Save Flow's merge) ← `permissions` ← `service` (operations on the store).
-Everything but `service` is pure.
+Pure layers, each importing only those before it: `model` (frozen records) ← `fields` (typed
+reading of loose JSON, with field paths) ← `validation` (Import/Save bodies → records, DAG rules)
+← `shapes` (records → wire dicts, stored documents) ← `editing` (Save Flow's merge) ←
+`permissions`. On the store: `flow_store` (rows of flows, versions, tasks, dependencies kept in
+step), then the operations the API calls: `flows` and `directories`.
 """
