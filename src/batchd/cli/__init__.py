@@ -6,6 +6,7 @@ import typer
 
 from batchd.cli.admin import app as admin_app
 from batchd.cli.cron import app as cron_app
+from batchd.cli.flows import app as flows_app
 from batchd.cli.serve import serve
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.add_typer(cron_app, name="cron")
 app.command("serve")(serve)
 app.add_typer(admin_app, name="admin")
+app.add_typer(flows_app, name="flows")
 
 
 def main() -> None:

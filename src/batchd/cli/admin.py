@@ -33,6 +33,7 @@ stdout = Console()
 stderr = Console(stderr=True)
 
 T = TypeVar("T")
+# Home, AsJson, _in_transaction, _print_json and _when are also used by cli/flows.py: keep them.
 Home = Annotated[Path | None, typer.Option(help="batchd's data folder (default ~/.batchd, or BATCHD_HOME).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
