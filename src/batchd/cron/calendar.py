@@ -33,6 +33,65 @@ def wall_to_epoch(naive: datetime, zone: tzinfo) -> int:
     return local - java_offset(naive, zone)
 
 
+class _DayOffsets:
+    """Memo of a zone's UTC offset per day, so that most conversions are integer arithmetic.
+
+    A day whose offset is the same at its first and last second (both readings, for local days)
+    has no transition in it and is stored as that offset; a day with a transition is stored as
+    None and converted the slow, exact way. Days are kept for the process's lifetime, up to a cap.
+    """
+
+    _CAP = 200_000
+
+    __slots__ = ("zone", "wall", "utc")
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self.wall: dict[int, int | None] = {}
+        self.utc: dict[int, int | None] = {}
+
+    def for_wall_day(self, ordinal: int) -> int | None:
+        try:
+            return self.wall[ordinal]
+        except KeyError:
+            pass
+        day = datetime.fromordinal(ordinal)
+        zone = self.zone
+        readings = {
+            int(moment.replace(tzinfo=zone, fold=fold).utcoffset().total_seconds())  # type: ignore[union-attr]
+            for moment in (day, day.replace(hour=23, minute=59, second=59))
+            for fold in (0, 1)
+        }
+        offset = readings.pop() if len(readings) == 1 else None
+        if len(self.wall) > self._CAP:
+            self.wall.clear()
+        self.wall[ordinal] = offset
+        return offset
+
+    def for_utc_day(self, day: int) -> int | None:
+        try:
+            return self.utc[day]
+        except KeyError:
+            pass
+        first = datetime.fromtimestamp(day * 86400, self.zone).utcoffset()
+        last = datetime.fromtimestamp(day * 86400 + 86399, self.zone).utcoffset()
+        offset = int(first.total_seconds()) if first == last else None  # type: ignore[union-attr]
+        if len(self.utc) > self._CAP:
+            self.utc.clear()
+        self.utc[day] = offset
+        return offset
+
+
+_memos: dict[tzinfo, _DayOffsets] = {}
+
+
+def _memo(zone: tzinfo) -> _DayOffsets:
+    memo = _memos.get(zone)
+    if memo is None:
+        memo = _memos[zone] = _DayOffsets(zone)
+    return memo
+
+
 class JavaCalendar:
     """A lenient Gregorian calendar in one zone, holding whole seconds.
 
@@ -41,21 +100,28 @@ class JavaCalendar:
     Months are 0-based, as in Java, so that code ported from Quartz reads the same.
     """
 
-    __slots__ = ("zone", "year", "month0", "day", "hour", "minute", "second", "_dirty", "_fixed")
+    __slots__ = ("zone", "year", "month0", "day", "hour", "minute", "second", "_dirty", "_fixed", "_memo")
 
     def __init__(self, zone: tzinfo, epoch_second: int) -> None:
         self.zone = zone
         offset = zone.utcoffset(None) if isinstance(zone, timezone) else None
         self._fixed = int(offset.total_seconds()) if offset is not None else None
+        self._memo = None if self._fixed is not None else _memo(zone)
         self.set_epoch(epoch_second)
 
     def set_epoch(self, epoch_second: int) -> None:
-        if self._fixed is not None:
-            local = datetime(1970, 1, 1) + timedelta(seconds=epoch_second + self._fixed)
-        else:
-            local = datetime.fromtimestamp(epoch_second, self.zone)
-        self.year, self.month0, self.day = local.year, local.month - 1, local.day
-        self.hour, self.minute, self.second = local.hour, local.minute, local.second
+        offset = self._fixed
+        if offset is None:
+            offset = self._memo.for_utc_day(epoch_second // 86400)  # type: ignore[union-attr]
+        if offset is None:  # a day with a transition: ask the zone about this very second
+            local_dt = datetime.fromtimestamp(epoch_second, self.zone)
+            offset = int(local_dt.utcoffset().total_seconds())  # type: ignore[union-attr]
+        local = epoch_second + offset
+        days, seconds = divmod(local, 86400)
+        civil = date.fromordinal(days + _EPOCH_ORDINAL)
+        self.year, self.month0, self.day = civil.year, civil.month - 1, civil.day
+        self.hour, rest = divmod(seconds, 3600)
+        self.minute, self.second = divmod(rest, 60)
         self._dirty = False
 
     # Setters: Java's Calendar.set, lazy.
@@ -91,8 +157,10 @@ class JavaCalendar:
         local = (ordinal - _EPOCH_ORDINAL) * 86400 + seconds
         if self._fixed is not None:
             return local - self._fixed
-        naive = datetime.fromordinal(ordinal) + timedelta(seconds=seconds)
-        return local - java_offset(naive, self.zone)
+        offset = self._memo.for_wall_day(ordinal)  # type: ignore[union-attr]
+        if offset is None:  # a day with a transition: resolve this wall time the way Java does
+            offset = java_offset(datetime.fromordinal(ordinal) + timedelta(seconds=seconds), self.zone)
+        return local - offset
 
     def day_of_week(self) -> int:
         """Java's DAY_OF_WEEK: 1 = Sunday ... 7 = Saturday."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from batchd.errors import InvalidParameter
 
@@ -59,11 +60,12 @@ _LAST_DAY_OFFSET = re.compile(r"L-[0-9]*W?")
 _JAVA_TRIMMED = "".join(map(chr, range(33)))  # what Java's String.trim() removes
 
 
-def max_year() -> int:
-    """Quartz's MAX_YEAR: the current year plus 100, fixed when its class loads."""
-    from datetime import date
+_MAX_YEAR = date.today().year + 100
 
-    return date.today().year + 100
+
+def max_year() -> int:
+    """Quartz's MAX_YEAR: the current year plus 100, fixed when its class loads (here: import)."""
+    return _MAX_YEAR
 
 
 class CronSyntaxError(InvalidParameter):
