@@ -540,6 +540,34 @@ def theme_quirks():
             "L-n beyond month, years outside 1970-2099, multi-value W/#", cases)
 
 
+MORE_ZONES = ["US/Eastern", "Asia/Calcutta", "Etc/GMT-14", "Etc/GMT+12", "EST5EDT", "Pacific/Pago_Pago",
+              "America/Caracas", "Asia/Pyongyang", "Australia/Eucla", "Europe/Lisbon", "America/Nuuk", "Africa/Cairo",
+              "Pacific/Norfolk", "America/Adak", "Asia/Colombo", "Pacific/Marquesas", "Europe/Kiev",
+              "Antarctica/Macquarie", "America/Scoresbysund", "Asia/Dhaka", "Etc/UTC", "GMT"]
+
+
+def theme_zones():
+    """Aliases, Etc/ zones, odd offsets (+8:45, -9:30, +14, -12), one-off offset changes 2011-2025."""
+    rng = random.Random(1009)
+    exprs = ["0 0 0 * * ?", "0 0 * * * ?", "0 0/15 * * * ?", "0 30 2 * * ?", "0 0 12 ? * MON-FRI", "0 0 0 L * ?",
+             "* * * * * ?", "0 45 23 * * ?", "0 0 0 1 1 ?", "0 15 1-3 * * ?"]
+    cases = []
+    for zone in MORE_ZONES:
+        for e in exprs:
+            for _ in range(2):
+                cases.append(Case(e, zone, rand_start(rng, 1975, 2095), rng.choice([5, 8])))
+        for T, o1, o2 in transitions(zone, 2011, 2026)[-6:]:
+            lo, hi = sorted([wall(T, o1), wall(T, o2)])
+            for s in [lo - dt.timedelta(minutes=1), lo + (hi - lo) / 2, hi]:
+                for e in rng.sample(exprs, 4):
+                    cases.append(Case(e, zone, fmt(s.replace(microsecond=0)), 6 if e.startswith("*") else 8))
+    # a zone id Java does not know: TimeZone.getTimeZone silently falls back to GMT
+    for e in exprs[:5]:
+        cases.append(Case(e, "Mars/Olympus", "2024-03-31T01:30:00", 5))
+    return ("more zones: aliases (US/Eastern, Asia/Calcutta, Europe/Kiev), Etc/GMT±n, +8:45 / -9:30 / +14 / -12 offsets, "
+            "Caracas 2016, Pyongyang 2015/2018, Cairo 2023, Nuuk 2023; an unknown zone id (Java falls back to GMT)", cases)
+
+
 THEMES = {
     "typical": theme_typical,
     "syntax": theme_syntax,
@@ -550,6 +578,7 @@ THEMES = {
     "years": theme_years,
     "invalid": theme_invalid,
     "quirks": theme_quirks,
+    "zones": theme_zones,
 }
 
 
