@@ -61,6 +61,16 @@ def _ceiling(values: tuple[int, ...], x: int) -> int | None:
     return values[i] if i < len(values) else None
 
 
+def _next_value(values: tuple[int, ...], current: int) -> tuple[int, bool]:
+    """The field value to move to from `current`, and whether the next larger field must carry.
+
+    Quartz's `set.tailSet(current).first()`, falling back to the first value of the set (and a
+    carry into the next field) when nothing is left.
+    """
+    found = _ceiling(values, current)
+    return (values[0], True) if found is None else (found, False)
+
+
 def _last_day_of_month(month: int, year: int) -> int:
     return _gregorian.monthrange(year, month)[1]
 
@@ -110,49 +120,26 @@ class CronExpression:
                 return None
 
             # second ---------------------------------------------------------------------------
-            sec, minute = cl.second, cl.minute
-            found = _ceiling(f.seconds, sec)
-            if found is not None:
-                sec = found
-            else:
-                sec = f.seconds[0]
-                minute += 1
-                cl.set(minute=minute)
+            sec, carried = _next_value(f.seconds, cl.second)
+            if carried:
+                cl.set(minute=cl.minute + 1)
             cl.set(second=sec)
 
             # minute ---------------------------------------------------------------------------
             cl.settle()
-            minute, hour = cl.minute, cl.hour
-            t = -1
-            found = _ceiling(f.minutes, minute)
-            if found is not None:
-                t = minute
-                minute = found
-            else:
-                minute = f.minutes[0]
-                hour += 1
-            if minute != t:
+            minute, carried = _next_value(f.minutes, cl.minute)
+            if carried or minute != cl.minute:
+                hour = cl.hour + carried
                 cl.set(second=0, minute=minute)
                 _set_hour(cl, hour)
                 continue
-            cl.set(minute=minute)
 
             # hour -----------------------------------------------------------------------------
-            cl.settle()
-            hour, day = cl.hour, cl.day
-            t = -1
-            found = _ceiling(f.hours, hour)
-            if found is not None:
-                t = hour
-                hour = found
-            else:
-                hour = f.hours[0]
-                day += 1
-            if hour != t:
-                cl.set(second=0, minute=0, day=day)
+            hour, carried = _next_value(f.hours, cl.hour)
+            if carried or hour != cl.hour:
+                cl.set(second=0, minute=0, day=cl.day + carried)
                 _set_hour(cl, hour)
                 continue
-            cl.set(hour=hour)
 
             # day ------------------------------------------------------------------------------
             cl.settle()
@@ -263,35 +250,20 @@ class CronExpression:
 
             # month ----------------------------------------------------------------------------
             cl.settle()
-            mon, year = cl.month0 + 1, cl.year
-            t = -1
-            if year > limit_year:
+            if cl.year > limit_year:
                 return None
-            found = _ceiling(f.months, mon)
-            if found is not None:
-                t = mon
-                mon = found
-            else:
-                mon = f.months[0]
-                year += 1
-            if mon != t:
-                cl.set(second=0, minute=0, hour=0, day=1, month0=mon - 1, year=year)
+            mon, carried = _next_value(f.months, cl.month0 + 1)
+            if carried or mon != cl.month0 + 1:
+                cl.set(second=0, minute=0, hour=0, day=1, month0=mon - 1, year=cl.year + carried)
                 continue
-            cl.set(month0=mon - 1)
 
             # year -----------------------------------------------------------------------------
-            cl.settle()
-            year = cl.year
-            t = -1
-            found = _ceiling(f.years, year)
-            if found is None:
+            year = _ceiling(f.years, cl.year)
+            if year is None:
                 return None
-            t = year
-            year = found
-            if year != t:
+            if year != cl.year:
                 cl.set(second=0, minute=0, hour=0, day=1, month0=0, year=year)
                 continue
-            cl.set(year=year)
             return cl.epoch()
         return None  # no fire time found within _MAX_STEPS; Quartz would still be searching
 
