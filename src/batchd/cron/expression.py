@@ -161,8 +161,14 @@ class CronExpression:
                     else:
                         t = day
                         day = _last_day_of_month(mon, cl.year) - f.last_day_offset
-                        day = _nearest_weekday(zone, cl.year, mon, day)
-                        if _weekday_fire_epoch(zone, cl.year, mon, day, hour, minute, sec) < after_time:
+                        if day < 1:
+                            # `L-29W` in February: Quartz searches forever here; batchd decides
+                            # the month has no such day and moves on (docs/decisions.md).
+                            day = 1
+                            mon += 1
+                        elif _weekday_fire_epoch(
+                            zone, cl.year, mon, (day := _nearest_weekday(zone, cl.year, mon, day)), hour, minute, sec
+                        ) < after_time:
                             day = 1
                             mon += 1
                 elif f.nearest_weekday:
