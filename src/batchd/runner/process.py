@@ -1,0 +1,115 @@
+"""Process groups: telling whether one still runs, and ending it (SIGTERM, grace, SIGKILL).
+
+Every attempt runs in its own session, so its process group id is the child's pid and one
+signal reaches the child and everything it started (`sleep 100 &` included). A process that
+calls setsid() itself leaves the group; that is out of reach, as it is for every tool that
+works by process groups.
+
+Liveness ignores zombies: where the init process does not reap orphans (some containers),
+killed grandchildren stay in the process table as zombies of the group forever, and
+`os.killpg(pgid, 0)` alone would call such a group alive. On Linux the group's members are read
+from /proc; elsewhere `killpg(pgid, 0)` is the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+#: How often a terminating group is checked.
+POLL_SECONDS = 0.02
+#: How long to wait for SIGKILL to take effect before giving up (it cannot be ignored).
+AFTER_KILL_SECONDS = 2.0
+#: The environment variable marking an attempt's processes (see `AttemptSpec`).
+MARKER = "BATCHD_TASK_INSTANCE_ID"
+
+
+def live_members(pgid: int) -> list[int] | None:
+    """Pids of the group's processes that are not zombies, or None without /proc."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    members = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                data = stat.read()
+        except OSError:
+            continue  # gone meanwhile
+        state, _ppid, group = data[data.rindex(b")") + 2 :].split(maxsplit=3)[:3]
+        if int(group) == pgid and state not in (b"Z", b"X"):
+            members.append(int(name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group is running (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's processes: alive, and not ours to judge
+    members = live_members(pgid)
+    return True if members is None else bool(members)
+
+
+def _signal(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+async def _gone_within(pgid: int, seconds: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while group_alive(pgid):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(POLL_SECONDS)
+    return True
+
+
+async def terminate_group(pgid: int, grace_seconds: float) -> None:
+    """SIGTERM the group, wait up to `grace_seconds` for it to end, then SIGKILL what is left."""
+    _signal(pgid, signal.SIGTERM)
+    if not await _gone_within(pgid, grace_seconds):
+        _signal(pgid, signal.SIGKILL)
+        await _gone_within(pgid, AFTER_KILL_SECONDS)
+
+
+def _carries_marker(pid: int, task_instance_id: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            variables = environ.read().split(b"\0")
+    except OSError:
+        return False
+    return f"{MARKER}={task_instance_id}".encode() in variables
+
+
+async def kill_process_group(
+    pgid: int, *, task_instance_id: str | None = None, grace_seconds: float = 5.0
+) -> bool:
+    """End a leftover attempt's process group (crash recovery); True if anything was running.
+
+    The engine calls this on restart for attempts that were RUNNING under a dead batchd, with the
+    pid recorded by `on_started`. Pids are reused, so pass `task_instance_id`: the group is then
+    only killed if one of its live processes carries `BATCHD_TASK_INSTANCE_ID=<that id>` in its
+    environment (checked on Linux; elsewhere the group is trusted), and False is returned for a
+    stranger's group. Refuses (ValueError) pgid <= 1 and batchd's own group.
+    """
+    if pgid <= 1 or pgid == os.getpgrp():
+        raise ValueError(f"refusing to kill process group {pgid}")
+    if not group_alive(pgid):
+        return False
+    if task_instance_id is not None:
+        members = live_members(pgid)
+        if members is not None and not any(_carries_marker(p, task_instance_id) for p in members):
+            return False
+    await terminate_group(pgid, grace_seconds)
+    return True
