@@ -153,3 +153,86 @@ id_counters = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
 )
+
+# --- engine: flow instances, task instances, attempts (migration 0002; owned by batchd.engine) --
+
+# One run of a workflow. `definition` and `parameters` are snapshots taken at creation, so editing
+# the workflow never changes a run already made. Deleting the workflow deletes its instances.
+flow_instances = sa.Table(
+    "flow_instances",
+    metadata,
+    sa.Column("instance_id", sa.String(96), primary_key=True),  # {flowId}-{suffix}
+    sa.Column("flow_id", sa.BigInteger, sa.ForeignKey("flows.flow_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("org_id", ID, nullable=False),
+    sa.Column("flow_name", NAME, nullable=False),
+    sa.Column("flow_type", sa.Integer, nullable=False),
+    sa.Column("creator", NAME, nullable=False),
+    sa.Column("owners", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),  # manual | schedule
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("is_cancelled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("trigger_time", EPOCH_MS, nullable=False),
+    sa.Column("cal_dt", sa.String(10), nullable=False),  # yyyy-MM-dd, date(trigger) - 1 day
+    sa.Column("start_time", EPOCH_MS, nullable=True),
+    sa.Column("end_time", EPOCH_MS, nullable=True),
+    sa.Column("created_at", EPOCH_MS, nullable=False),
+    sa.Column("updated_at", EPOCH_MS, nullable=False),
+    sa.Column("start_task_id", sa.BigInteger, nullable=True),  # Trigger Flow From Task
+    sa.Column("definition", sa.Text, nullable=False),  # the flow's stored document at creation
+    sa.Column("parameters", sa.Text, nullable=False),  # effective [{"key","value"}] JSON text
+    sa.Index(None, "flow_id", "status"),
+    sa.Index(None, "org_id", "trigger_time"),
+    sa.Index(None, "status"),
+)
+
+task_instances = sa.Table(
+    "task_instances",
+    metadata,
+    sa.Column("instance_id", sa.String(96), primary_key=True),  # {taskId}-{suffix}
+    sa.Column(
+        "flow_instance_id",
+        sa.String(96),
+        sa.ForeignKey("flow_instances.instance_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("task_id", sa.BigInteger, nullable=False),
+    sa.Column("task_name", NAME, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("run_num", sa.Integer, nullable=False, server_default="0"),  # attempts started
+    sa.Column("recall_num", sa.Integer, nullable=False, server_default="0"),  # retries consumed
+    sa.Column("is_timeout", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("not_before", EPOCH_MS, nullable=True),  # retry / waitCode delay
+    sa.Column("start_time", EPOCH_MS, nullable=True),
+    sa.Column("end_time", EPOCH_MS, nullable=True),
+    sa.Column("created_at", EPOCH_MS, nullable=False),
+    sa.Index(None, "status"),
+)
+
+# One attempt of a task instance. `owner_*` and `lease_until` say which batchd process runs it;
+# an open attempt (ended NULL) whose owner is gone is declared dead by crash recovery.
+task_attempts = sa.Table(
+    "task_attempts",
+    metadata,
+    sa.Column(
+        "task_instance_id",
+        sa.String(96),
+        sa.ForeignKey("task_instances.instance_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),  # host:pid:random of the claiming process
+    sa.Column("owner_host", NAME, nullable=False),
+    sa.Column("owner_pid", sa.Integer, nullable=False),
+    sa.Column("lease_until", EPOCH_MS, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("pgid", sa.Integer, nullable=True),
+    sa.Column("started_at", EPOCH_MS, nullable=False),
+    sa.Column("ended_at", EPOCH_MS, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("timed_out", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("outcome", sa.String(16), nullable=True),  # SUCCESS, FAIL, TIMEOUT, WAIT, CANCEL, INTERNAL_ERROR
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("log_path", sa.Text, nullable=False),
+    sa.Index(None, "ended_at"),
+)

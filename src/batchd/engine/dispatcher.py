@@ -1,0 +1,232 @@
+"""The `Engine`: one loop per batchd process that moves instances along and runs their tasks.
+
+Each turn of the loop, in this order:
+
+1. crash recovery (every `RECOVERY_EVERY_S`): attempts whose batchd is gone are declared dead,
+   their leftover process group killed first, then retried per `retryLimit` (`recovery`);
+2. the scheduling pass (`progress.schedule_pass`): admit queued flow instances, make tasks READY,
+   finish flows — one transaction, serialised across processes on PostgreSQL;
+3. cancel checks: any attempt this process runs whose task is no longer RUNNING (cancelled by
+   any process, or its workflow deleted) gets its `cancel` event set, and the runner kills it;
+4. claims: as many READY tasks as the executor has free slots, each compare-and-set to RUNNING
+   with an attempt row owned by this process, then handed to the executor.
+
+The loop sleeps until `wake()` (a new instance, a finished attempt, a cancel) or `POLL_S`,
+whichever comes first, so retries and future trigger times are noticed within `POLL_S`.
+The lease of this process's open attempts is renewed every `LEASE_RENEW_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from batchd.clock import now_ms
+from batchd.config import Settings
+from batchd.engine import instances, progress, recovery
+from batchd.engine.progress import INTERRUPTED, Claim, DefinitionCache, Owner, Result
+from batchd.engine.status import Status
+from batchd.runner.header import attempt_header
+from batchd.runner.records import AttemptOutcome, AttemptSpec
+from batchd.runner.variables import substitute
+from batchd.runner.verdict import classify
+from batchd.store.database import Database
+from batchd.store.tables import task_attempts, task_instances
+
+log = logging.getLogger("batchd.engine")
+
+POLL_S = 0.5
+LEASE_MS = 30_000
+LEASE_RENEW_S = 5.0
+RECOVERY_EVERY_S = 2.0
+RECORD_TRIES = 5  # an outcome is recorded again after a database error, with growing pauses
+
+_engines: set[Engine] = set()
+
+
+def wake_all(delay_s: float = 0.05) -> None:
+    """Wake every engine of this process shortly (after the caller's transaction has committed)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    for engine in list(_engines):
+        loop.call_later(delay_s, engine.wake)
+
+
+class Executor(Protocol):
+    async def start(self) -> None: ...
+
+    async def submit(self, spec: AttemptSpec, on_started: Callable, cancel: asyncio.Event) -> AttemptOutcome: ...
+
+    async def stop(self) -> None: ...
+
+
+class Engine:
+    """Runs flow instances of one database with one executor; `start()` / `stop()` from the app."""
+
+    def __init__(self, database: Database, settings: Settings, executor: Executor, *, slots: int) -> None:
+        self.database = database
+        self.settings = settings
+        self.executor = executor
+        self.slots = slots
+        self.owner = Owner(owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                           host=socket.gethostname(), pid=os.getpid())
+        self.cache = DefinitionCache()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._running: dict[str, tuple[int, asyncio.Event, asyncio.Task[None]]] = {}
+        self._last_recovery = 0.0
+        self._last_renewal = 0.0
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        instances.set_default_zone(self.settings.zone)
+        await self._recover()
+        self._loop_task = asyncio.create_task(self._loop(), name="batchd-engine")
+        _engines.add(self)
+
+    async def stop(self) -> None:
+        """Stop claiming, kill the attempts still running and put their tasks back (no retry is
+        consumed: a clean stop is not the task's fault), then return."""
+        _engines.discard(self)
+        self._stopping = True
+        self.wake()
+        if self._loop_task is not None:
+            await self._loop_task
+        for _, cancel, _task in self._running.values():
+            cancel.set()
+        if self._running:
+            await asyncio.gather(*(task for _, _, task in self._running.values()), return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._turn()
+            except Exception:  # noqa: BLE001 - the loop must survive a bad turn; the next one retries
+                log.exception("engine turn failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=POLL_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _turn(self) -> None:
+        clock = asyncio.get_running_loop().time()
+        if clock - self._last_recovery >= RECOVERY_EVERY_S:
+            self._last_recovery = clock
+            await self._recover()
+        if clock - self._last_renewal >= LEASE_RENEW_S and self._running:
+            self._last_renewal = clock
+            async with self.database.transaction() as conn:
+                await conn.execute(sa.update(task_attempts).where(
+                    task_attempts.c.owner == self.owner.owner, task_attempts.c.ended_at.is_(None)
+                ).values(lease_until=now_ms() + LEASE_MS))
+        async with self.database.transaction() as conn:
+            await progress.schedule_pass(conn, now_ms(), self.cache)
+        await self._check_cancels()
+        if self._stopping:
+            return
+        async with self.database.transaction() as conn:
+            claims = await progress.claim_ready(conn, self.owner, self.slots - len(self._running), now_ms(),
+                                                LEASE_MS, self.cache, self._log_path)
+        for claim in claims:
+            cancel = asyncio.Event()
+            task = asyncio.create_task(self._run(claim, cancel), name=f"attempt-{claim.task_instance_id}")
+            self._running[claim.task_instance_id] = (claim.attempt, cancel, task)
+
+    async def _recover(self) -> None:
+        async with self.database.transaction() as conn:
+            dead = await recovery.declare_dead_attempts(conn, self.owner, now_ms(), self.cache)
+        if dead:
+            log.warning("declared %d attempt(s) dead: %s", len(dead), ", ".join(dead))
+
+    async def _check_cancels(self) -> None:
+        if not self._running:
+            return
+        async with self.database.transaction() as conn:
+            rows = dict((await conn.execute(
+                sa.select(task_instances.c.instance_id, task_instances.c.status)
+                .where(task_instances.c.instance_id.in_(list(self._running)))
+            )).all())
+        for instance_id, (_, cancel, _) in self._running.items():
+            if rows.get(instance_id) != Status.RUNNING:
+                cancel.set()
+
+    # --- one attempt --------------------------------------------------------------------------
+
+    def _log_path(self, flow_instance_id: str, task_instance_id: str) -> Path:
+        return self.settings.home / "logs" / flow_instance_id / f"{task_instance_id}.log"
+
+    def spec(self, claim: Claim) -> AttemptSpec:
+        trigger = instances.local_time(claim.trigger_time_ms, self.settings.zone)
+        command = substitute(claim.task.cmd, trigger_time=trigger, parameters=claim.parameters,
+                             task_id=claim.task.task_id or "", instance_id=claim.flow_instance_id)
+        header = attempt_header(claim.attempt, claim.attempt, claim.task_instance_id, command,
+                                claim.task.submitter or claim.flow.submitter,
+                                dt.datetime.now(tz=dt.timezone.utc).astimezone(self.settings.zone))
+        return AttemptSpec(
+            task_instance_id=claim.task_instance_id, attempt=claim.attempt, task_type=claim.task.kind.value,
+            command=command, timeout_seconds=claim.task.timeout_seconds or None,
+            workdir=self.settings.home / "work" / claim.flow_instance_id / f"{claim.task_instance_id}.{claim.attempt}",
+            log_path=claim.log_path, header=header,
+            env={"BATCHD_FLOW_INSTANCE_ID": claim.flow_instance_id, "BATCHD_CAL_DT": claim.cal_dt},
+        )
+
+    async def _run(self, claim: Claim, cancel: asyncio.Event) -> None:
+        try:
+            result = await self._attempt(claim, cancel)
+            await self._record(claim, result)
+        finally:
+            self._running.pop(claim.task_instance_id, None)
+            self.wake()
+
+    async def _attempt(self, claim: Claim, cancel: asyncio.Event) -> Result:
+        async def on_started(pid: int) -> None:
+            async with self.database.transaction() as conn:
+                await conn.execute(sa.update(task_attempts).where(
+                    task_attempts.c.task_instance_id == claim.task_instance_id,
+                    task_attempts.c.attempt == claim.attempt,
+                ).values(pid=pid, pgid=pid))
+
+        try:
+            spec = self.spec(claim)
+            outcome = await self.executor.submit(spec, on_started, cancel)
+        except Exception as exc:  # noqa: BLE001 - a broken attempt is a failed attempt, never a dead loop
+            log.exception("attempt %s/%d could not run", claim.task_instance_id, claim.attempt)
+            return Result(verdict="ERROR", exit_code=None, timed_out=False, error=f"batchd could not run it: {exc}",
+                          ended_ms=now_ms())
+        if self._stopping and outcome.cancelled:
+            return Result(verdict=INTERRUPTED, exit_code=outcome.exit_code, timed_out=False,
+                          error="batchd stopped during the attempt; it runs again after the restart",
+                          ended_ms=outcome.ended_ms, consume_retry=False)
+        task = claim.task
+        verdict = classify(outcome, frozenset(task.success_codes or (0,)), frozenset(task.wait_codes or ()))
+        return Result(verdict=verdict.value, exit_code=outcome.exit_code, timed_out=outcome.timed_out,
+                      error=outcome.error, ended_ms=outcome.ended_ms)
+
+    async def _record(self, claim: Claim, result: Result) -> None:
+        for attempt in range(RECORD_TRIES):
+            try:
+                async with self.database.transaction() as conn:
+                    await progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result, self.cache)
+                return
+            except Exception:  # noqa: BLE001 - retried; the lease keeps the attempt ours meanwhile
+                log.exception("recording %s/%d failed (try %d)", claim.task_instance_id, claim.attempt, attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)

@@ -1,0 +1,243 @@
+"""The API operations on instances (spec §3.1, 3.9, 3.11, 3.12, 3.15, 3.20-3.22).
+
+Each function takes the request's transaction and the caller and returns the API's `data`.
+Another organisation's instances do not exist for the caller (62102), exactly as its flows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchd.catalog import flow_store
+from batchd.catalog.fields import FieldReader, show, to_int
+from batchd.catalog.model import FlowDefinition, UserList
+from batchd.catalog.permissions import Caller, owns, require_owner
+from batchd.catalog.shapes import from_document
+from batchd.clock import now_ms
+from batchd.engine import instances, progress, shapes
+from batchd.engine.dispatcher import wake_all
+from batchd.engine.status import Status
+from batchd.engine.transitions import IllegalTransition
+from batchd.errors import AccountLocked, IllegalState, InternalError, InvalidParameter, NoPrivilege
+from batchd.store.tables import flow_instances, task_attempts, task_instances
+
+CANNOT_CREATE = ("Cannot create workflow instance. Please check if the workflow or task exist, "
+                 "and do not trigger the same workflow repeatedly in 1 minute.")
+NOT_FOUND = "Instance not found"
+NO_LOG = "No log found"
+
+#: List Flow Instances sort fields, camelCase (2020 docs) and snake_case (newer docs).
+SORT_COLUMNS = {
+    "createTime": flow_instances.c.created_at, "create_time": flow_instances.c.created_at,
+    "updateTime": flow_instances.c.updated_at, "update_time": flow_instances.c.updated_at,
+    "startTime": flow_instances.c.start_time, "start_time": flow_instances.c.start_time,
+    "triggerTime": flow_instances.c.trigger_time, "trigger_time": flow_instances.c.trigger_time,
+    "endTime": flow_instances.c.end_time, "end_time": flow_instances.c.end_time,
+}
+
+
+# --- triggers ---------------------------------------------------------------------------------
+
+
+async def trigger(conn: AsyncConnection, caller: Caller, body: Any, *, zone: dt.tzinfo,
+                  with_task: bool = False, with_parameters: bool = False) -> dict[str, str]:
+    """Trigger Flow, Trigger Flow From Task (`with_task`), Update And Trigger Flow (`with_parameters`)."""
+    reader = FieldReader(body if body is not None else {})
+    flow_id = flow_store.parse_flow_id(reader.raw("flowId"))
+    trigger_ms = reader.integer("triggerTime", default=now_ms(), low=0) if reader.has("triggerTime") else now_ms()
+    start_task = to_int(reader.raw("taskId", required=True), "taskId", low=1) if with_task else None
+    overrides = None
+    if with_parameters:
+        overrides = instances.parse_parameter_overrides(reader.raw("parameters", default=[]))
+    flow = await flow_store.load_flow(conn, caller.org_id, flow_id)
+    require_owner(caller, flow, "trigger it", unlocked=True)
+    instance_id = await instances.create_flow_instance(
+        conn, flow_id=flow_id, trigger_time_ms=trigger_ms, origin="manual", parameters=overrides,
+        start_task_id=start_task, zone=zone,
+    )
+    if instance_id is None:
+        taken = f"{flow_id}-{instances.instance_suffix(trigger_ms, 'manual', zone)}"
+        raise InvalidParameter(f"{CANNOT_CREATE} (instance {taken} already exists)")
+    wake_all()
+    return {"flowInstanceId": instance_id}
+
+
+# --- flow instances ---------------------------------------------------------------------------
+
+
+async def _flow_row(conn: AsyncConnection, caller: Caller, instance_id: str | None, field: str) -> sa.Row:
+    if not instance_id:
+        raise InvalidParameter(f"{field}: is required")
+    row = (await conn.execute(sa.select(flow_instances).where(
+        flow_instances.c.instance_id == instance_id, flow_instances.c.org_id == caller.org_id))).first()
+    if row is None:
+        raise InvalidParameter(f"{NOT_FOUND}: {field} {show(instance_id)}")
+    return row
+
+
+def _owns(caller: Caller, row: sa.Row) -> bool:
+    return owns(caller, creator=row.creator, owners=UserList.parse(row.owners))
+
+
+async def cancel(conn: AsyncConnection, caller: Caller, body: Any) -> str:
+    """Cancel Flow Instance: owners of the workflow (as of the trigger) only; 62104 once finished."""
+    reader = FieldReader(body if body is not None else {})
+    instance_id = reader.text("flowInstId") or reader.text("flowInstanceId")
+    row = await _flow_row(conn, caller, instance_id, "flowInstId")
+    if not _owns(caller, row):
+        raise NoPrivilege(f"User has no privilege: only an owner of workflow {row.flow_id} may cancel its instances")
+    if getattr(caller, "locked", False):
+        raise AccountLocked("Your account has been locked")
+    try:
+        await progress.cancel_flow_instance(conn, row.instance_id, row.status, now_ms())
+    except IllegalTransition:
+        raise IllegalState(
+            f"Instance {row.instance_id} is already finished ({Status(row.status).name}); "
+            "only INIT, WAIT, READY, RUNNING or FAIL instances can be cancelled"
+        ) from None
+    wake_all()
+    return ""
+
+
+async def _upstream_statuses(conn: AsyncConnection, definition: FlowDefinition, cal_dt: str
+                             ) -> dict[str, tuple[str | None, str]]:
+    found: dict[str, tuple[str | None, str]] = {}
+    for link in definition.flow_links:
+        row = (await conn.execute(sa.select(flow_instances.c.instance_id, flow_instances.c.status).where(
+            flow_instances.c.flow_id == link.source_flow_id, flow_instances.c.cal_dt == cal_dt)
+            .order_by(flow_instances.c.trigger_time.desc()).limit(1))).first()
+        if row is not None:
+            found[link.link_id] = (row.instance_id, Status(row.status).name)
+    for task_link in definition.task_links:
+        row = (await conn.execute(
+            sa.select(task_instances.c.instance_id, task_instances.c.status)
+            .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
+            .where(flow_instances.c.flow_id == task_link.source_flow_id, flow_instances.c.cal_dt == cal_dt,
+                   task_instances.c.task_id == task_link.source_task_id)
+            .order_by(flow_instances.c.trigger_time.desc()).limit(1))).first()
+        if row is not None:
+            found[task_link.link_id] = (row.instance_id, Status(row.status).name)
+    return found
+
+
+async def get_flow_instance(conn: AsyncConnection, caller: Caller, instance_id: str | None, *,
+                            zone: dt.tzinfo) -> dict[str, Any]:
+    """Get Flow Instance: FlowInstance with `graph`, the per-node statuses as names."""
+    row = await _flow_row(conn, caller, instance_id, "flowInstId")
+    definition = from_document(row.definition)
+    tasks = (await conn.execute(sa.select(task_instances).where(
+        task_instances.c.flow_instance_id == row.instance_id))).all()
+    graph = shapes.instance_graph(row, definition, list(tasks),
+                                  await _upstream_statuses(conn, definition, row.cal_dt))
+    return shapes.flow_instance(row, definition, zone=zone, can_edit=_owns(caller, row), graph=graph)
+
+
+def _statuses(value: Any) -> list[int] | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    parts = value if isinstance(value, list) else str(value).split(",")
+    codes = []
+    for part in parts:
+        code = to_int(str(part).strip(), "status", low=-1, high=10)
+        codes.append(code)
+    return codes
+
+
+def _order_by(pagination: FieldReader | None) -> list[Any]:
+    order: list[Any] = []
+    for i, sorter in enumerate(pagination.objects("sorters") if pagination else []):
+        name = sorter.text("field", required=True)
+        if name not in SORT_COLUMNS:
+            raise InvalidParameter(
+                f"pagination.sorters[{i}].field: The sorters field parameter is invalid: {show(name)} "
+                "(use createTime, updateTime, startTime, triggerTime or endTime, or their snake_case)"
+            )
+        direction = sorter.text("order", default="ASC").strip().upper() or "ASC"
+        if direction not in ("ASC", "DESC"):
+            raise InvalidParameter(f"pagination.sorters[{i}].order: {show(direction)} is not ASC or DESC")
+        column = SORT_COLUMNS[name]
+        order.append(column.desc() if direction == "DESC" else column.asc())
+    return [*order, flow_instances.c.trigger_time.desc(), flow_instances.c.instance_id.asc()]
+
+
+async def list_flow_instances(conn: AsyncConnection, caller: Caller, body: Any, *,
+                              zone: dt.tzinfo) -> dict[str, Any]:
+    """List Flow Instances: the caller's organisation's instances matching every filter given."""
+    reader = FieldReader(body if body is not None else {})
+    where = [flow_instances.c.org_id == caller.org_id]
+    if reader.has("flowId") and str(reader.raw("flowId")).strip():
+        where.append(flow_instances.c.flow_id == flow_store.parse_flow_id(reader.raw("flowId")))
+    if reader.has("type") and str(reader.raw("type")).strip():
+        where.append(flow_instances.c.flow_type == reader.integer("type", low=0, high=2))
+    owner = reader.text("owner").strip()
+    if owner:
+        where.append(sa.or_(flow_instances.c.creator == owner,
+                            flow_instances.c.owners.contains(owner, autoescape=True)))
+    expression = reader.text("expression").strip().lower()
+    if expression:
+        where.append(sa.or_(sa.func.lower(flow_instances.c.instance_id).contains(expression, autoescape=True),
+                            sa.func.lower(flow_instances.c.flow_name).contains(expression, autoescape=True)))
+    if reader.has("fromTriggerTime") and str(reader.raw("fromTriggerTime")).strip():
+        where.append(flow_instances.c.trigger_time >= reader.integer("fromTriggerTime"))
+    if reader.has("toTriggerTime") and str(reader.raw("toTriggerTime")).strip():
+        where.append(flow_instances.c.trigger_time <= reader.integer("toTriggerTime"))
+    statuses = _statuses(reader.raw("status"))
+    if statuses is not None:
+        where.append(flow_instances.c.status.in_(statuses))
+    pagination = FieldReader(reader.raw("pagination"), "pagination") if reader.has("pagination") else None
+    count = (await conn.execute(sa.select(sa.func.count()).select_from(flow_instances).where(*where))).scalar_one()
+    query = sa.select(flow_instances).where(*where).order_by(*_order_by(pagination))
+    if pagination is not None:
+        page_no = max(pagination.integer("pageNo", default=1, low=0), 1)
+        page_size = pagination.integer("pageSize", required=True, low=1)
+        query = query.limit(page_size).offset((page_no - 1) * page_size)
+    items = [
+        shapes.flow_instance(row, from_document(row.definition), zone=zone, can_edit=_owns(caller, row), graph=None)
+        for row in await conn.execute(query)
+    ]
+    return {"flowInsts": items, "count": count}
+
+
+# --- task instances ---------------------------------------------------------------------------
+
+
+async def _task_rows(conn: AsyncConnection, caller: Caller, instance_id: str | None) -> tuple[sa.Row, sa.Row]:
+    if not instance_id:
+        raise InvalidParameter("taskInstId: is required")
+    task = (await conn.execute(sa.select(task_instances).where(task_instances.c.instance_id == instance_id))).first()
+    flow = None if task is None else (await conn.execute(sa.select(flow_instances).where(
+        flow_instances.c.instance_id == task.flow_instance_id, flow_instances.c.org_id == caller.org_id))).first()
+    if task is None or flow is None:
+        raise InvalidParameter(f"{NOT_FOUND}: taskInstId {show(instance_id)}")
+    return task, flow
+
+
+async def get_task_instance(conn: AsyncConnection, caller: Caller, instance_id: str | None, *,
+                            zone: dt.tzinfo) -> dict[str, Any]:
+    """Get Task Instance: one TaskInstance object (the documented struct sample is one object)."""
+    task, flow = await _task_rows(conn, caller, instance_id)
+    definition = from_document(flow.definition)
+    task_def = definition.task(task.task_name)
+    assert task_def is not None
+    return shapes.task_instance(task, flow, task_def, definition, zone=zone)
+
+
+async def get_task_log(conn: AsyncConnection, caller: Caller, instance_id: str | None,
+                       max_length: str | None) -> dict[str, str]:
+    """Get Task Instance Log: every attempt's header and output; `maxLength` keeps the *tail*."""
+    task, _ = await _task_rows(conn, caller, instance_id)
+    limit = None if not max_length else to_int(max_length, "maxLength", low=0)
+    path = (await conn.execute(
+        sa.select(task_attempts.c.log_path).where(task_attempts.c.task_instance_id == task.instance_id)
+        .order_by(task_attempts.c.attempt.desc()).limit(1))).scalar_one_or_none()
+    if path is None or not Path(path).exists():
+        raise InternalError(NO_LOG)
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    if limit is not None and len(text) > limit:
+        text = text[len(text) - limit:] if limit else ""
+    return {"log": text}

@@ -1,0 +1,349 @@
+"""The engine's work on the tables, each function one step inside the caller's transaction.
+
+- `schedule_pass`: admit queued flow instances (one RUNNING per workflow, FIFO by trigger time,
+  never before the trigger time), make tasks READY whose upstreams are SUCCESS/SKIP and whose
+  cross-workflow references are satisfied, and finish flows whose tasks are all done.
+- `claim_ready`: compare-and-set READY → RUNNING plus the attempt row; two processes on one
+  PostgreSQL never claim the same task (the UPDATE's `WHERE status = READY` decides).
+- `record_outcome`: an attempt's result through the transition table (success, waitCode, retry,
+  final FAIL/TIMEOUT), failing the flow at once when a task fails for good.
+- `declare_dead`: crash recovery of an attempt whose batchd is gone.
+- `cancel_flow_instance`: Cancel Flow Instance on the tables; the owning process kills the
+  processes when it sees its RUNNING task is no longer RUNNING.
+
+Every status change goes through `transitions`; nothing here assigns a status on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchd.catalog.model import FlowDefinition, TaskDefinition
+from batchd.catalog.shapes import from_document
+from batchd.engine.status import DONE_FOR_DOWNSTREAM, FAILED, PENDING, QUEUED, Status
+from batchd.engine.transitions import FlowEvent, TaskEvent, flow_target, task_target
+from batchd.store.tables import flow_instances, task_attempts, task_instances
+
+ENGINE_LOCK_KEY = 0x62A7C4E  # PostgreSQL advisory lock serialising scheduling passes
+#: How long after a waitCode exit the task is run again when it has no retryInterval.
+WAIT_CODE_RECHECK_SECONDS = 10
+#: Attempt outcomes recorded in task_attempts.outcome.
+OUTCOME_SUCCESS, OUTCOME_FAIL, OUTCOME_TIMEOUT = "SUCCESS", "FAIL", "TIMEOUT"
+OUTCOME_WAIT, OUTCOME_CANCEL, OUTCOME_INTERNAL = "WAIT", "CANCEL", "INTERNAL_ERROR"
+
+
+class DefinitionCache:
+    """Parsed snapshots by flow instance id; a snapshot never changes, so it is parsed once."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._items: dict[str, FlowDefinition] = {}
+        self._limit = limit
+
+    def get(self, instance_id: str, document: str | None = None) -> FlowDefinition | None:
+        found = self._items.get(instance_id)
+        if found is None and document is not None:
+            if len(self._items) >= self._limit:
+                self._items.pop(next(iter(self._items)))
+            found = self._items[instance_id] = from_document(document)
+        return found
+
+
+async def _load_definition(conn: AsyncConnection, cache: DefinitionCache, instance_id: str) -> FlowDefinition:
+    found = cache.get(instance_id)
+    if found is None:
+        document = (await conn.execute(
+            sa.select(flow_instances.c.definition).where(flow_instances.c.instance_id == instance_id)
+        )).scalar_one()
+        found = cache.get(instance_id, document)
+    assert found is not None
+    return found
+
+
+async def _lock_engine(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ENGINE_LOCK_KEY})
+
+
+async def _set_flow(conn: AsyncConnection, instance_id: str, status: int, event: FlowEvent, now: int,
+                    **values: object) -> Status | None:
+    target = flow_target(status, event)
+    if target is not None and target != status:
+        await conn.execute(sa.update(flow_instances).where(flow_instances.c.instance_id == instance_id)
+                           .values(status=int(target), updated_at=now, **values))
+    return target
+
+
+async def _set_task(conn: AsyncConnection, instance_id: str, status: int, event: TaskEvent,
+                    **values: object) -> Status | None:
+    target = task_target(status, event)
+    if target is not None:
+        await conn.execute(sa.update(task_instances).where(task_instances.c.instance_id == instance_id)
+                           .values(status=int(target), **values))
+    return target
+
+
+# --- the scheduling pass ----------------------------------------------------------------------
+
+
+async def schedule_pass(conn: AsyncConnection, now: int, cache: DefinitionCache) -> None:
+    await _lock_engine(conn)
+    await _admit_flows(conn, now)
+    running = (await conn.execute(
+        sa.select(flow_instances.c.instance_id, flow_instances.c.status, flow_instances.c.cal_dt)
+        .where(flow_instances.c.status == int(Status.RUNNING))
+    )).all()
+    for flow in running:
+        await _advance_tasks(conn, flow.instance_id, flow.status, flow.cal_dt, now, cache)
+
+
+async def _admit_flows(conn: AsyncConnection, now: int) -> None:
+    queued = (await conn.execute(
+        sa.select(flow_instances.c.instance_id, flow_instances.c.flow_id, flow_instances.c.status,
+                  flow_instances.c.trigger_time)
+        .where(flow_instances.c.status.in_([int(s) for s in QUEUED]))
+        .order_by(flow_instances.c.flow_id, flow_instances.c.trigger_time, flow_instances.c.instance_id)
+    )).all()
+    if not queued:
+        return
+    flow_ids = {row.flow_id for row in queued}
+    # A workflow is busy while an instance RUNS, or while a failed/cancelled one still has a live
+    # task: the next instance must not run a task next to its predecessor's copy.
+    busy = set((await conn.execute(
+        sa.select(flow_instances.c.flow_id).where(
+            flow_instances.c.flow_id.in_(flow_ids),
+            sa.or_(flow_instances.c.status == int(Status.RUNNING),
+                   flow_instances.c.instance_id.in_(
+                       sa.select(task_instances.c.flow_instance_id)
+                       .where(task_instances.c.status == int(Status.RUNNING)))),
+        )
+    )).scalars())
+    first_seen: set[int] = set()
+    for row in queued:
+        head = row.flow_id not in first_seen
+        first_seen.add(row.flow_id)
+        if head and row.flow_id not in busy and row.trigger_time <= now:
+            await _set_flow(conn, row.instance_id, row.status, FlowEvent.ADMIT, now, start_time=now)
+        else:
+            await _set_flow(conn, row.instance_id, row.status, FlowEvent.QUEUE, now)
+
+
+async def _advance_tasks(conn: AsyncConnection, instance_id: str, status: int, cal_dt: str, now: int,
+                         cache: DefinitionCache) -> None:
+    rows = (await conn.execute(
+        sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
+                  task_instances.c.not_before, task_instances.c.end_time)
+        .where(task_instances.c.flow_instance_id == instance_id)
+    )).all()
+    by_name = {row.task_name: row for row in rows}
+    if all(row.status in DONE_FOR_DOWNSTREAM for row in rows):
+        end = max((row.end_time or 0 for row in rows), default=0) or now
+        await _set_flow(conn, instance_id, status, FlowEvent.ALL_DONE, now, end_time=end)
+        return
+    definition = await _load_definition(conn, cache, instance_id)
+    for row in rows:
+        if row.status not in (Status.INIT, Status.WAIT):
+            continue
+        upstream = [r.source for r in definition.relations if r.target == row.task_name]
+        if not all(by_name[name].status in DONE_FOR_DOWNSTREAM for name in upstream if name in by_name):
+            continue  # stays INIT until its upstream tasks are done
+        waiting = (row.not_before is not None and row.not_before > now) or not await _links_satisfied(
+            conn, definition, row.task_name, cal_dt)
+        await _set_task(conn, row.instance_id, row.status, TaskEvent.BLOCKED if waiting else TaskEvent.UNBLOCKED)
+
+
+async def _links_satisfied(conn: AsyncConnection, definition: FlowDefinition, task_name: str, cal_dt: str) -> bool:
+    """Every reference pointing at `task_name` has succeeded for the same business date."""
+    for relation in definition.link_relations:
+        if relation.target != task_name:
+            continue
+        flow_link = next((f for f in definition.flow_links if f.link_id == relation.link_id), None)
+        if flow_link is not None:
+            found = await conn.execute(sa.select(flow_instances.c.instance_id).where(
+                flow_instances.c.flow_id == flow_link.source_flow_id, flow_instances.c.cal_dt == cal_dt,
+                flow_instances.c.status == int(Status.SUCCESS)).limit(1))
+            if found.first() is None:
+                return False
+        task_link = next((t for t in definition.task_links if t.link_id == relation.link_id), None)
+        if task_link is not None:
+            found = await conn.execute(
+                sa.select(task_instances.c.instance_id)
+                .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
+                .where(flow_instances.c.flow_id == task_link.source_flow_id, flow_instances.c.cal_dt == cal_dt,
+                       task_instances.c.task_id == task_link.source_task_id,
+                       task_instances.c.status == int(Status.SUCCESS)).limit(1))
+            if found.first() is None:
+                return False
+    return True
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    """The batchd process that runs attempts: written into every attempt it claims."""
+
+    owner: str  # host:pid:random
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A task instance this process now runs, with everything needed to build its AttemptSpec."""
+
+    task_instance_id: str
+    flow_instance_id: str
+    attempt: int
+    task: TaskDefinition
+    flow: FlowDefinition
+    trigger_time_ms: int
+    cal_dt: str
+    parameters: dict[str, str]
+    log_path: Path
+
+
+async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int, lease_ms: int,
+                      cache: DefinitionCache, log_path_of: Callable[[str, str], Path]) -> list[Claim]:
+    """Claim up to `limit` READY tasks of RUNNING flows, highest priorityLevel first, oldest trigger first."""
+    if limit <= 0:
+        return []
+    candidates = (await conn.execute(
+        sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.flow_instance_id,
+                  flow_instances.c.trigger_time, flow_instances.c.cal_dt, flow_instances.c.parameters)
+        .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
+        .where(task_instances.c.status == int(Status.READY), flow_instances.c.status == int(Status.RUNNING))
+        .order_by(flow_instances.c.trigger_time, task_instances.c.instance_id)
+        .limit(limit * 4)
+    )).all()
+    ranked = []
+    for row in candidates:
+        definition = await _load_definition(conn, cache, row.flow_instance_id)
+        task = definition.task(row.task_name)
+        assert task is not None
+        ranked.append((-task.priority_level, row, task, definition))
+    ranked.sort(key=lambda item: item[0])  # stable: trigger time order within one priority
+    claims: list[Claim] = []
+    for _, row, task, definition in ranked[:limit]:
+        attempt = (await conn.execute(
+            sa.update(task_instances)
+            .where(task_instances.c.instance_id == row.instance_id, task_instances.c.status == int(Status.READY))
+            .values(status=int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING),
+                    run_num=task_instances.c.run_num + 1, not_before=None,
+                    start_time=sa.func.coalesce(task_instances.c.start_time, now), end_time=None)
+            .returning(task_instances.c.run_num)
+        )).scalar_one_or_none()
+        if attempt is None:
+            continue  # another process claimed it first
+        log_path = log_path_of(row.flow_instance_id, row.instance_id)
+        await conn.execute(task_attempts.insert().values(
+            task_instance_id=row.instance_id, attempt=attempt, owner=owner.owner, owner_host=owner.host,
+            owner_pid=owner.pid, lease_until=now + lease_ms, started_at=now, log_path=str(log_path),
+        ))
+        parameters = {item["key"]: item["value"] for item in json.loads(row.parameters)}
+        claims.append(Claim(
+            task_instance_id=row.instance_id, flow_instance_id=row.flow_instance_id, attempt=attempt, task=task,
+            flow=definition, trigger_time_ms=row.trigger_time, cal_dt=row.cal_dt, parameters=parameters,
+            log_path=log_path,
+        ))
+    return claims
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    """What became of one attempt: the runner's verdict (`batchd.runner.verdict.classify`) or
+    INTERRUPTED when batchd died or stopped under it (not the task's fault)."""
+
+    verdict: str  # a batchd.runner.verdict.Verdict value, or INTERRUPTED
+    exit_code: int | None
+    timed_out: bool
+    error: str | None
+    ended_ms: int
+    consume_retry: bool = True  # False for a clean shutdown of batchd: the task did nothing wrong
+
+
+INTERRUPTED = "INTERRUPTED"
+#: Runner verdict -> attempt outcome stored in task_attempts.outcome.
+_OUTCOME_OF = {"SUCCESS": OUTCOME_SUCCESS, "FAILED": OUTCOME_FAIL, "TIMEOUT": OUTCOME_TIMEOUT,
+               "WAIT": OUTCOME_WAIT, "CANCELLED": OUTCOME_CANCEL, "ERROR": OUTCOME_FAIL,
+               INTERRUPTED: OUTCOME_INTERNAL}
+
+
+async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: int, result: Result,
+                         cache: DefinitionCache) -> Status | None:
+    """Record one attempt's end and move its task (and maybe its flow); the task's new status.
+
+    An attempt already closed (recovery declared it dead) or whose task was cancelled or
+    deleted changes nothing but its own row.
+    """
+    row = (await conn.execute(
+        sa.select(task_instances.c.status, task_instances.c.recall_num, task_instances.c.task_name,
+                  task_instances.c.flow_instance_id, flow_instances.c.status.label("flow_status"),
+                  task_attempts.c.ended_at)
+        .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
+        .join(task_attempts, sa.and_(task_attempts.c.task_instance_id == task_instances.c.instance_id,
+                                     task_attempts.c.attempt == attempt))
+        .where(task_instances.c.instance_id == task_instance_id)
+    )).first()
+    if row is None or row.ended_at is not None:
+        return None
+    definition = await _load_definition(conn, cache, row.flow_instance_id)
+    task = definition.task(row.task_name)
+    assert task is not None
+    outcome = _OUTCOME_OF[result.verdict]
+    if row.status != Status.RUNNING:
+        outcome = OUTCOME_CANCEL
+    await conn.execute(
+        sa.update(task_attempts)
+        .where(task_attempts.c.task_instance_id == task_instance_id, task_attempts.c.attempt == attempt)
+        .values(ended_at=result.ended_ms, exit_code=result.exit_code, timed_out=result.timed_out,
+                outcome=outcome, error=result.error)
+    )
+    end = result.ended_ms
+    if outcome == OUTCOME_SUCCESS:
+        return await _set_task(conn, task_instance_id, row.status, TaskEvent.SUCCEEDED, end_time=end,
+                               is_timeout=False)
+    if outcome == OUTCOME_WAIT:
+        delay = task.retry_interval_seconds or WAIT_CODE_RECHECK_SECONDS
+        return await _set_task(conn, task_instance_id, row.status, TaskEvent.WAIT_CODE, not_before=end + delay * 1000)
+    if outcome == OUTCOME_CANCEL:  # the runner killed it because the task was cancelled
+        return await _set_task(conn, task_instance_id, row.status, TaskEvent.CANCEL, end_time=end)
+    timed_out = outcome == OUTCOME_TIMEOUT
+    if not result.consume_retry and row.flow_status == Status.RUNNING:
+        return await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY, not_before=end)
+    if row.recall_num < task.retry_limit and row.flow_status == Status.RUNNING:
+        return await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY,
+                               recall_num=row.recall_num + 1, is_timeout=timed_out,
+                               not_before=end + task.retry_interval_seconds * 1000)
+    event = TaskEvent.DIED if outcome == OUTCOME_INTERNAL else TaskEvent.TIMED_OUT if timed_out else TaskEvent.FAILED
+    target = await _set_task(conn, task_instance_id, row.status, event, end_time=end, is_timeout=timed_out)
+    if target in FAILED:
+        await _set_flow(conn, row.flow_instance_id, row.flow_status, FlowEvent.TASK_FAILED, end, end_time=end)
+    return target
+
+
+# --- cancel -----------------------------------------------------------------------------------
+
+
+async def cancel_flow_instance(conn: AsyncConnection, instance_id: str, status: int, now: int) -> None:
+    """Flow CANCEL (`isCancelled`), every pending or running task CANCEL; IllegalTransition when
+    the flow is finished. Running processes are killed by the process that owns their attempt."""
+    target = await _set_flow(conn, instance_id, status, FlowEvent.CANCEL, now, is_cancelled=True, end_time=now)
+    if target is None:
+        return
+    rows = (await conn.execute(
+        sa.select(task_instances.c.instance_id, task_instances.c.status)
+        .where(task_instances.c.flow_instance_id == instance_id,
+               task_instances.c.status.in_([int(s) for s in (*PENDING, Status.RUNNING)]))
+    )).all()
+    for row in rows:
+        await _set_task(conn, row.instance_id, row.status, TaskEvent.CANCEL, end_time=now)
