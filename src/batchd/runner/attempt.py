@@ -258,6 +258,15 @@ async def _run_plugin(
     )
 
 
+def _open_log(path: Path) -> BinaryIO:
+    """Open the log for appending, unbuffered; its folder is created only when missing."""
+    try:
+        return open(path, "ab", buffering=0)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab", buffering=0)
+
+
 def _failed(spec: AttemptSpec, log: BinaryIO | None, started_ms: int, error: str) -> AttemptOutcome:
     if log is not None:
         _note(log, error)
@@ -291,8 +300,7 @@ async def run_attempt(
     kind = spec.task_type.upper()
     try:
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(spec.log_path, "ab", buffering=0)  # noqa: SIM115 - closed below
+        log = _open_log(spec.log_path)
     except OSError as exc:
         return _failed(spec, None, started_ms, f"cannot prepare the attempt: {exc}")
     with log:

@@ -1,0 +1,118 @@
+"""Executor floor: what batchd adds on top of spawning processes (`python bench/executor_floor.py`).
+
+The question: 1,000 no-op tasks through `LocalExecutor` vs a plain asyncio loop spawning the
+same 1,000 processes with the same parallelism (target: within 1.5x). Each case below is one
+way to run N tasks; its docstring is its report line. Reported: median wall time of REPEAT runs,
+per-task cost, and the ratio to the floor that spawns the same program.
+
+Options: `--tasks N` (1000), `--parallelism P` (CPU count), `--repeat R` (5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from batchd.executors import LocalExecutor  # noqa: E402
+from batchd.runner import AttemptSpec, attempt_header  # noqa: E402
+
+
+async def _floor(argv: list[str], tasks: int, parallelism: int) -> None:
+    slots = asyncio.Semaphore(parallelism)
+
+    async def one() -> None:
+        async with slots:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            await proc.wait()
+
+    await asyncio.gather(*(one() for _ in range(tasks)))
+
+
+async def floor_true(tasks: int, parallelism: int, _root: Path) -> None:
+    """floor: asyncio.create_subprocess_exec('true') under a semaphore"""
+    await _floor(["true"], tasks, parallelism)
+
+
+async def floor_bash(tasks: int, parallelism: int, _root: Path) -> None:
+    """floor: asyncio.create_subprocess_exec('bash', '-c', 'true;') under a semaphore"""
+    await _floor(["bash", "-c", "true;"], tasks, parallelism)
+
+
+async def _batchd(command: str, tasks: int, parallelism: int, root: Path) -> None:
+    executor = LocalExecutor(parallelism)
+    await executor.start()
+    now = dt.datetime.now(dt.timezone.utc)
+
+    async def one(i: int) -> None:
+        spec = AttemptSpec(
+            task_instance_id=f"1-{i}", attempt=1, task_type="SHELL", command=command,
+            timeout_seconds=300, workdir=root / f"w{i}", log_path=root / f"logs/{i}.log",
+            header=attempt_header(1, 1, f"1-{i}", command, "bench", now),
+        )
+
+        async def started(pid: int) -> None:
+            pass
+
+        outcome = await executor.submit(spec, started, asyncio.Event())
+        assert outcome.exit_code == 0, outcome
+
+    await asyncio.gather(*(one(i) for i in range(tasks)))
+    await executor.stop()
+
+
+async def batchd_true(tasks: int, parallelism: int, root: Path) -> None:
+    """batchd: LocalExecutor, SHELL task `true` (exec'd directly), header + log file, workdir, timeout and cancel armed"""
+    await _batchd("true", tasks, parallelism, root)
+
+
+async def batchd_bash(tasks: int, parallelism: int, root: Path) -> None:
+    """batchd: LocalExecutor, SHELL task `true;` (needs bash: script file in the workdir)"""
+    await _batchd("true;", tasks, parallelism, root)
+
+
+Case = Callable[[int, int, Path], Awaitable[None]]
+CASES: list[tuple[Case, Case | None]] = [
+    (floor_true, None),
+    (batchd_true, floor_true),
+    (floor_bash, None),
+    (batchd_bash, floor_bash),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--parallelism", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{args.tasks} tasks, parallelism {args.parallelism}, median of {args.repeat}, "
+          f"Python {sys.version.split()[0]}")
+    medians: dict[Case, float] = {}
+    for case, floor in CASES:
+        times = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as root:
+                begin = time.perf_counter()
+                asyncio.run(case(args.tasks, args.parallelism, Path(root)))
+                times.append(time.perf_counter() - begin)
+        medians[case] = median = statistics.median(times)
+        ratio = f"  {median / medians[floor]:.2f}x its floor" if floor else ""
+        print(f"{median:7.3f} s  {median / args.tasks * 1e3:6.3f} ms/task{ratio}  {case.__doc__}")
+
+
+if __name__ == "__main__":
+    main()
