@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeSpec, assert_group_gone, output_of, run
+from runnerkit import MakeSpec, assert_group_gone, output_of, run
 
 from batchd.runner import AttemptOutcome, AttemptSpec, run_attempt
 from batchd.runner.attempt import direct_argv

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from batchd.runner import AttemptOutcome, AttemptSpec
 from batchd.runner.plugins import OnStarted
 
 
+@runtime_checkable
 class Executor(Protocol):
     """Runs attempts with bounded parallelism.
 

@@ -1,0 +1,128 @@
+"""Runner plugins (registered in-test) and killing a leftover group after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Collection
+
+import pytest
+from runnerkit import MakeSpec, assert_group_gone, output_of, run
+
+from batchd.clock import now_ms
+from batchd.runner import AttemptOutcome, AttemptSpec, RunnerPlugin, kill_process_group, run_attempt
+from batchd.runner import plugins
+from batchd.runner.process import group_alive
+
+
+class EchoHive:
+    """A toy plugin: writes the command to the log; `sleep` makes it wait for cancel."""
+
+    kinds: Collection[str] = ("HIVE",)
+
+    def __init__(self) -> None:
+        self.saw_cancel = False
+
+    async def run(self, spec: AttemptSpec, on_started, cancel: asyncio.Event) -> AttemptOutcome:
+        started = now_ms()
+        with open(spec.log_path, "ab") as log:
+            log.write(f"hive> {spec.command}\n".encode())
+        if spec.command == "sleep":
+            await cancel.wait()
+            self.saw_cancel = True
+            return AttemptOutcome(exit_code=-15, started_ms=started, ended_ms=now_ms())
+        if spec.command == "crash":
+            raise ConnectionError("metastore unreachable")
+        return AttemptOutcome(exit_code=0, started_ms=started, ended_ms=now_ms())
+
+
+@pytest.fixture
+def hive(monkeypatch: pytest.MonkeyPatch) -> EchoHive:
+    plugin = EchoHive()
+    assert isinstance(plugin, RunnerPlugin)
+    monkeypatch.setattr(plugins, "discover_plugins", lambda: {"HIVE": plugin})
+    return plugin
+
+
+def test_a_plugin_runs_its_kind_after_the_header(make_spec: MakeSpec, hive: EchoHive) -> None:
+    spec = make_spec("select 1", task_type="hive")
+    outcome = run(run_attempt(spec))
+    assert outcome.exit_code == 0 and outcome.error is None
+    assert output_of(spec) == b"hive> select 1\n"
+    assert spec.workdir.is_dir()
+
+
+def test_the_runner_times_out_a_plugin_through_cancel(make_spec: MakeSpec, hive: EchoHive) -> None:
+    outcome = run(run_attempt(make_spec("sleep", task_type="HIVE", timeout_seconds=0.3)))
+    assert outcome.timed_out and hive.saw_cancel
+
+
+def test_cancel_reaches_a_plugin(make_spec: MakeSpec, hive: EchoHive) -> None:
+    async def scenario() -> AttemptOutcome:
+        cancel = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.1, cancel.set)
+        return await run_attempt(make_spec("sleep", task_type="HIVE"), cancel=cancel)
+
+    outcome = run(scenario())
+    assert outcome.cancelled and not outcome.timed_out and hive.saw_cancel
+
+
+def test_a_crashing_plugin_is_an_error_outcome(make_spec: MakeSpec, hive: EchoHive) -> None:
+    spec = make_spec("crash", task_type="HIVE")
+    outcome = run(run_attempt(spec))
+    assert outcome.exit_code is None
+    assert outcome.error == "runner for HIVE failed: ConnectionError('metastore unreachable')"
+    assert output_of(spec).endswith(f"[batchd] {outcome.error}\n".encode())
+
+
+def test_no_plugin_is_an_immediate_error_naming_the_kind(
+    make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugins, "discover_plugins", lambda: {})
+    spec = make_spec("select 1", task_type="HIVE")
+    outcome = run(run_attempt(spec))
+    expected = (
+        "no runner for task type HIVE: install a package that provides a 'batchd.runners' "
+        "entry point for it (see docs/runners.md)"
+    )
+    assert outcome.exit_code is None and outcome.pid is None and outcome.error == expected
+    assert output_of(spec) == f"[batchd] {expected}\n".encode()
+
+
+def test_discovery_reads_the_entry_point_group() -> None:
+    plugins.discover_plugins.cache_clear()
+    try:
+        assert plugins.discover_plugins() == {}  # nothing installed in this environment
+    finally:
+        plugins.discover_plugins.cache_clear()
+
+
+def _orphan_group(marker: str) -> int:
+    """A group as a dead batchd would leave it: a shell and a grandchild, not our asyncio child."""
+    proc = subprocess.Popen(
+        ["bash", "-c", "sleep 100 & sleep 100"],
+        env={**os.environ, "BATCHD_TASK_INSTANCE_ID": marker},
+        start_new_session=True,
+    )
+    return proc.pid
+
+
+def test_kill_process_group_ends_a_leftover_attempt() -> None:
+    pgid = _orphan_group("7-2019")
+    try:
+        assert run(kill_process_group(pgid, task_instance_id="8-other")) is False
+        assert group_alive(pgid)
+        assert run(kill_process_group(pgid, task_instance_id="7-2019", grace_seconds=1)) is True
+        assert_group_gone(pgid)
+        assert run(kill_process_group(pgid, task_instance_id="7-2019")) is False
+    finally:
+        if group_alive(pgid):
+            os.killpg(pgid, 9)
+        os.waitpid(pgid, 0)
+
+
+def test_kill_process_group_refuses_init_and_our_own_group() -> None:
+    for pgid in (0, 1, os.getpgrp()):
+        with pytest.raises(ValueError, match="refusing"):
+            run(kill_process_group(pgid))
