@@ -128,3 +128,43 @@ def test_stop_kills_running_attempts_and_drops_queued_ones(tmp_path: Path) -> No
     assert late.cancelled and late.error == STOPPED
     for pid in pids:
         assert live_members(pid) == []
+
+
+def test_one_cancel_event_may_serve_several_attempts(tmp_path: Path) -> None:
+    async def scenario() -> list[AttemptOutcome]:
+        executor = LocalExecutor(2)
+        await executor.start()
+        flow_cancel = asyncio.Event()
+        jobs = [
+            asyncio.create_task(executor.submit(spec(tmp_path, n, "sleep 100"), None, flow_cancel))
+            for n in range(3)
+        ]
+        await asyncio.sleep(0.2)
+        flow_cancel.set()
+        outcomes = await asyncio.gather(*jobs)
+        await executor.stop()
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert all(o.cancelled for o in outcomes)
+    assert sorted(o.exit_code is None for o in outcomes) == [False, False, True]
+
+
+def test_a_caller_cancelled_while_queued_frees_nothing_it_did_not_take(tmp_path: Path) -> None:
+    async def scenario() -> AttemptOutcome:
+        executor = LocalExecutor(1)
+        await executor.start()
+        busy = asyncio.create_task(executor.submit(spec(tmp_path, 0, "sleep 0.3")))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(executor.submit(spec(tmp_path, 1, "sleep 100")))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await busy
+        outcome = await executor.submit(spec(tmp_path, 2, "echo after"))
+        assert executor._slots is not None and not executor._slots.locked()
+        await executor.stop()
+        return outcome
+
+    assert asyncio.run(scenario()).exit_code == 0

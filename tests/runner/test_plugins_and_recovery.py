@@ -126,3 +126,21 @@ def test_kill_process_group_refuses_init_and_our_own_group() -> None:
     for pgid in (0, 1, os.getpgrp()):
         with pytest.raises(ValueError, match="refusing"):
             run(kill_process_group(pgid))
+
+
+class Stubborn:
+    kinds: Collection[str] = ("MR",)
+
+    async def run(self, spec: AttemptSpec, on_started, cancel: asyncio.Event) -> AttemptOutcome:
+        await asyncio.sleep(100)
+        raise AssertionError("not reached")
+
+
+def test_a_plugin_ignoring_cancel_is_cut_off_after_the_grace(
+    make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugins, "discover_plugins", lambda: {"MR": Stubborn()})
+    spec = make_spec("job", task_type="MR", timeout_seconds=0.2, kill_grace_seconds=0.2)
+    outcome = run(run_attempt(spec))
+    assert outcome.timed_out and outcome.exit_code is None
+    assert outcome.error == "runner for MR ignored cancel for 0.2 s"

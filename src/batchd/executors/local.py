@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 
 from batchd.clock import now_ms
 from batchd.runner import AttemptOutcome, AttemptSpec, run_attempt
@@ -26,7 +27,7 @@ class LocalExecutor:
             raise ValueError(f"parallelism must be at least 1, got {parallelism}")
         self.parallelism = parallelism
         self._slots: asyncio.Semaphore | None = None
-        self._pending: set[asyncio.Event] = set()
+        self._pending: Counter[asyncio.Event] = Counter()  # one event may serve several
         self._drained: asyncio.Event | None = None
         self._stopping = False
 
@@ -49,7 +50,7 @@ class LocalExecutor:
         if self._stopping:
             return _not_started(STOPPED)
         cancel = cancel if cancel is not None else asyncio.Event()
-        self._pending.add(cancel)
+        self._pending[cancel] += 1
         self._drained.clear()
         try:
             if not await self._acquire(cancel):
@@ -59,7 +60,9 @@ class LocalExecutor:
             finally:
                 self._slots.release()
         finally:
-            self._pending.discard(cancel)
+            self._pending[cancel] -= 1
+            if not self._pending[cancel]:
+                del self._pending[cancel]
             if not self._pending:
                 self._drained.set()
 
@@ -73,16 +76,20 @@ class LocalExecutor:
         cancelled = asyncio.ensure_future(cancel.wait())
         try:
             await asyncio.wait({acquiring, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        except BaseException:  # our caller was cancelled: leave holding no slot
             cancelled.cancel()
-            if not acquiring.done():
-                acquiring.cancel()
-        if acquiring.done() and not acquiring.cancelled():
-            if cancel.is_set():
+            if acquiring.done() and not acquiring.cancelled():
                 self._slots.release()
-                return False
-            return True
-        return False
+            acquiring.cancel()
+            raise
+        cancelled.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+            return False
+        if cancel.is_set():  # got the slot just as cancel came: give it back
+            self._slots.release()
+            return False
+        return True
 
     async def stop(self) -> None:
         """Cancel everything pending (running groups are killed) and wait until it has returned."""

@@ -245,7 +245,14 @@ async def _run_plugin(
             done, _ = await asyncio.wait({job}, timeout=spec.kill_grace_seconds)
             if not done:
                 job.cancel()
-        outcome = await job
+                await asyncio.wait({job})
+                if job.cancelled():
+                    error = f"runner for {kind} ignored cancel for {spec.kill_grace_seconds:g} s"
+                    failed = _failed(spec, log, started_ms, error)
+                    return dataclasses.replace(
+                        failed, timed_out=ended == "timeout", cancelled=ended == "cancel"
+                    )
+        outcome = job.result() if job.done() else await job
     except asyncio.CancelledError:
         job.cancel()
         raise
