@@ -1,0 +1,308 @@
+"""The Scheduler on a real database (SQLite and PostgreSQL) with a manual clock.
+
+Every workflow fires each second (`*/1 * * * * ?`); the clock moves only when a test says so, and
+`settle` waits until the scheduler has finished its pass for the current clock time. Instances are
+made by the engine's real `create_flow_instance`, so the instance id is the real unique key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from servicekit import Backend
+
+from batchd.catalog import directories as dirs
+from batchd.catalog import flow_store
+from batchd.catalog import flows as ops
+from batchd.config import Settings
+from batchd.scheduler.plan import MissedFirePolicy
+from batchd.scheduler.service import Fired, ManualClock, Scheduler
+from batchd.store import identity
+from batchd.store.database import Database, open_database
+from batchd.store.tables import flow_instances, flows
+
+pytestmark = pytest.mark.anyio
+
+ZONE = "Europe/Berlin"
+T0 = int(dt.datetime(2026, 5, 5, 12, 0, 0, tzinfo=ZoneInfo(ZONE)).timestamp())  # the clock's start
+EVERY_SECOND = "*/1 * * * * ?"
+
+
+@dataclasses.dataclass(frozen=True)
+class Who:
+    org_id: str
+    user_id: str
+    user_name: str
+
+
+ALICE = Who("o1", "u1", "alice")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=backend.database_url, timezone=ZONE)
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = open_database(settings)
+    await db.migrate()
+    async with db.transaction() as conn:
+        await identity.create_org(conn, "o1", "o1")
+        await identity.add_user(conn, org_id="o1", user_id="u1", name="alice")
+    yield db
+    await db.dispose()
+
+
+class Harness:
+    """Schedulers on a shared manual clock, with helpers to arrange flows and read instances."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self.clock = ManualClock(T0)
+        self.tasks: list[tuple[Scheduler, asyncio.Task[None]]] = []
+        self.fired: list[Fired] = []
+        self.flows_made = 0
+
+    def start(self, database: Database | None = None, **options: Any) -> Scheduler:
+        options.setdefault("poll_seconds", 1.0)
+        scheduler = Scheduler(
+            database or self.database, self.settings, clock=self.clock, on_fired=self.fired.append, **options
+        )
+        self.tasks.append((scheduler, asyncio.create_task(scheduler.run())))
+        return scheduler
+
+    async def stop(self, scheduler: Scheduler) -> None:
+        await asyncio.wait_for(scheduler.stop(), 5)
+        for entry in [e for e in self.tasks if e[0] is scheduler]:
+            await asyncio.wait_for(entry[1], 5)
+            self.tasks.remove(entry)
+
+    async def settle(self) -> None:
+        """Wait until every running scheduler has finished its pass for the clock's time."""
+        async def settled() -> None:
+            while not all(s.is_idle() for s, _ in self.tasks):
+                for _, task in self.tasks:
+                    if task.done():
+                        task.result()  # surface a crashed loop
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(settled(), 20)
+
+    async def tick(self, seconds: int = 1, times: int = 1) -> None:
+        for _ in range(times):
+            self.clock.advance(seconds)
+            await self.settle()
+
+    async def add_flow(self, *, cron: str = EVERY_SECOND, start: str = "2026-01-01", active: bool = True) -> int:
+        async with self.database.transaction() as conn:
+            root = (await dirs.list_directories(conn, ALICE))[0]["key"]
+            self.flows_made += 1
+            body = {"flowName": f"f{self.flows_made}", "dirId": root, "flowJson": {
+                "type": 1, "cycle": "mi", "cron": cron, "owners": "alice", "startTime": start,
+                "tasks": [{"name": "a", "type": "COMMAND", "cmd": "echo a"}],
+            }}
+            flow_id = (await ops.import_flow(conn, ALICE, body))["flowId"]
+        await self.update(flow_id, active=int(active), cron=cron, start_date=start)
+        return flow_id
+
+    async def update(self, flow_id: int, **values: Any) -> None:
+        """Change a flow's row as the catalogue does: update_time is the (manual) clock's now."""
+        async with self.database.transaction() as conn:
+            await conn.execute(
+                sa.update(flows).where(flows.c.flow_id == flow_id).values(update_time=int(self.clock.now() * 1000), **values)
+            )
+
+    async def trigger_times(self, flow_id: int) -> list[int]:
+        """Epoch seconds of the flow's scheduled instances, in order (asserting ids are unique)."""
+        async with self.database.transaction() as conn:
+            rows = (await conn.execute(
+                sa.select(flow_instances.c.instance_id, flow_instances.c.trigger_time)
+                .where(flow_instances.c.flow_id == flow_id, flow_instances.c.origin == "schedule")
+                .order_by(flow_instances.c.trigger_time)
+            )).all()
+        assert len({r.instance_id for r in rows}) == len(rows)
+        return [r.trigger_time // 1000 for r in rows]
+
+    async def close(self) -> None:
+        for scheduler, _ in list(self.tasks):
+            await self.stop(scheduler)
+
+
+@pytest.fixture
+async def harness(database: Database, settings: Settings) -> AsyncIterator[Harness]:
+    h = Harness(database, settings)
+    yield h
+    await h.close()
+
+
+def seconds(first: int, last: int) -> list[int]:
+    return list(range(T0 + first, T0 + last + 1))
+
+
+async def test_one_instance_per_fire(harness: Harness) -> None:
+    flow_id = await harness.add_flow()
+    harness.start()
+    await harness.settle()
+    await harness.tick(times=5)
+    assert await harness.trigger_times(flow_id) == seconds(1, 5)
+    async with harness.database.transaction() as conn:
+        row = (await conn.execute(sa.select(flow_instances).where(flow_instances.c.trigger_time == (T0 + 1) * 1000))).one()
+    assert row.instance_id == f"{flow_id}-20260505120001" and row.cal_dt == "2026-05-04" and row.status == 0
+
+
+async def test_two_schedulers_on_one_database_make_each_fire_once(harness: Harness, settings: Settings) -> None:
+    flow_ids = [await harness.add_flow() for _ in range(3)]
+    other = open_database(settings)  # a second process has its own engine and connections
+    try:
+        harness.start()
+        harness.start(other)
+        await harness.settle()
+        await harness.tick(times=4)
+        for flow_id in flow_ids:
+            assert await harness.trigger_times(flow_id) == seconds(1, 4)
+        made = [f for f in harness.fired if f.instance_id is not None]
+        assert len(made) == 12 and len(harness.fired) == 24  # each fire tried twice, made once
+    finally:
+        await harness.close()
+        await other.dispose()
+
+
+async def test_restart_neither_doubles_nor_floods(harness: Harness, settings: Settings) -> None:
+    flow_id = await harness.add_flow()
+    first = harness.start()
+    await harness.settle()
+    await harness.tick(times=3)
+    await harness.stop(first)
+    # Restart at once: continues after the newest scheduled instance, nothing made twice.
+    second = harness.start(open_database(settings))
+    await harness.settle()
+    await harness.tick(times=2)
+    assert await harness.trigger_times(flow_id) == seconds(1, 5)
+    await harness.stop(second)
+    # Ten minutes down: 600 missed fires become one (the latest), then it carries on.
+    harness.clock.advance(600)
+    harness.start(open_database(settings))
+    await harness.settle()
+    await harness.tick(times=2)
+    assert await harness.trigger_times(flow_id) == seconds(1, 5) + [T0 + 605, T0 + 606, T0 + 607]
+
+
+async def test_restart_with_the_all_policy_catches_up_to_its_cap(harness: Harness, settings: Settings) -> None:
+    flow_id = await harness.add_flow()
+    harness.clock.advance(300)
+    harness.start(policy=MissedFirePolicy(mode="all", cap=10))
+    await harness.settle()
+    assert await harness.trigger_times(flow_id) == seconds(291, 300)
+
+
+async def test_disable_stops_new_instances_and_enable_resumes(harness: Harness) -> None:
+    flow_id = await harness.add_flow()
+    scheduler = harness.start(policy=MissedFirePolicy(grace_seconds=2))
+    await harness.settle()
+    await harness.tick(times=2)
+    await harness.update(flow_id, active=0)
+    scheduler.notify(flow_id)
+    await harness.tick(times=5)
+    assert await harness.trigger_times(flow_id) == seconds(1, 2)
+    assert scheduler.planned(flow_id) is None
+    # Enabled again after 5 s paused (beyond the 2 s grace): the latest missed fire, then on.
+    await harness.update(flow_id, active=1)
+    scheduler.notify(flow_id)
+    await harness.settle()
+    await harness.tick()
+    assert await harness.trigger_times(flow_id) == seconds(1, 2) + seconds(7, 8)
+
+
+async def test_a_disable_by_another_process_is_seen_before_the_next_fire(harness: Harness) -> None:
+    flow_id = await harness.add_flow()
+    harness.start(poll_seconds=3600)  # no poll in this test: only the fire-time check can see it
+    await harness.settle()
+    await harness.tick(times=2)
+    await harness.update(flow_id, active=0)
+    await harness.tick(times=3)
+    assert await harness.trigger_times(flow_id) == seconds(1, 2)
+
+
+async def test_changes_are_picked_up_by_the_poll_without_notify(harness: Harness) -> None:
+    scheduler = harness.start(poll_seconds=2)
+    await harness.settle()
+    flow_id = await harness.add_flow()  # imported and enabled by "another process"
+    await harness.tick(times=2)  # the poll at +2 s finds it; it fires from its enable time on
+    await harness.tick(times=2)
+    assert await harness.trigger_times(flow_id) == seconds(1, 4)
+    await harness.update(flow_id, cron="0/5 * * * * ?")  # a new cron, saved at +4 s
+    await harness.tick(times=8)
+    assert await harness.trigger_times(flow_id) == seconds(1, 4) + [T0 + 5, T0 + 10]
+    assert scheduler.planned(flow_id).cron.text == "0/5 * * * * ?"
+
+
+async def test_a_cron_change_does_not_back_fill_the_new_schedule(harness: Harness) -> None:
+    flow_id = await harness.add_flow(cron="0 0 * * * ?")
+    scheduler = harness.start()
+    await harness.settle()
+    harness.clock.advance(30 * 60)  # 12:30: a new cron that would have fired at 12:15
+    await harness.update(flow_id, cron="0 15,45 * * * ?")
+    scheduler.notify(flow_id)
+    await harness.settle()
+    assert await harness.trigger_times(flow_id) == []
+    assert scheduler.next_due() == T0 + 45 * 60
+
+
+async def test_start_time_in_the_future_and_deleted_flows(harness: Harness) -> None:
+    later = await harness.add_flow(start="2026-05-06")
+    gone = await harness.add_flow()
+    scheduler = harness.start()
+    await harness.settle()
+    await harness.tick(times=2)
+    async with harness.database.transaction() as conn:
+        await flow_store.delete_flow_rows(conn, gone)
+    scheduler.notify(gone)
+    await harness.tick(times=2)
+    assert await harness.trigger_times(later) == []
+    assert scheduler.planned(gone) is None and scheduler.planned(later) is not None
+    assert scheduler.next_due() == int(dt.datetime(2026, 5, 6, tzinfo=ZoneInfo(ZONE)).timestamp())
+
+
+async def test_a_flow_that_cannot_be_instantiated_does_not_block_the_others(harness: Harness) -> None:
+    good, bad = await harness.add_flow(), await harness.add_flow()
+    seen: list[int] = []
+
+    async def create(conn: Any, *, flow_id: int, **kwargs: Any) -> str | None:
+        from batchd.engine.instances import create_flow_instance
+        from batchd.errors import IllegalState
+
+        seen.append(flow_id)
+        if flow_id == bad:
+            await conn.execute(sa.update(flows).where(flows.c.flow_id == good).values(name="rolled back"))
+            raise IllegalState("This workflow has no task. You cannot trigger it.")
+        return await create_flow_instance(conn, flow_id=flow_id, **kwargs)
+
+    harness.start(create_instance=create)
+    await harness.settle()
+    await harness.tick(times=2)
+    assert await harness.trigger_times(good) == seconds(1, 2) and await harness.trigger_times(bad) == []
+    assert sorted(seen) == sorted([good, bad, good, bad])
+
+
+async def test_stop_returns_promptly_while_idle(harness: Harness) -> None:
+    scheduler = harness.start()
+    await harness.settle()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await harness.stop(scheduler)
+    assert loop.time() - began < 0.5
