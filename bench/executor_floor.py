@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,23 +29,39 @@ from batchd.executors import LocalExecutor  # noqa: E402
 from batchd.runner import AttemptSpec, attempt_header  # noqa: E402
 
 
-async def _floor(argv: list[str], tasks: int, parallelism: int) -> None:
+async def _floor(argv: list[str], tasks: int, parallelism: int, root: Path | None = None) -> None:
+    """Spawn `argv` `tasks` times; with `root`, each in its own new workdir, output to a log file."""
     slots = asyncio.Semaphore(parallelism)
 
-    async def one() -> None:
+    async def one(i: int) -> None:
         async with slots:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
-            )
-            await proc.wait()
+            if root is None:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True,
+                )
+                await proc.wait()
+                return
+            workdir = root / f"w{i}"
+            workdir.mkdir()
+            with open(root / f"{i}.log", "ab", buffering=0) as log:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir,
+                    start_new_session=True,
+                )
+                await proc.wait()
 
-    await asyncio.gather(*(one() for _ in range(tasks)))
+    await asyncio.gather(*(one(i) for i in range(tasks)))
 
 
 async def floor_true(tasks: int, parallelism: int, _root: Path) -> None:
     """floor: asyncio.create_subprocess_exec('true') under a semaphore"""
     await _floor(["true"], tasks, parallelism)
+
+
+async def floor_true_files(tasks: int, parallelism: int, root: Path) -> None:
+    """floor + the files every attempt needs: mkdir a workdir, open a log file as stdout/stderr"""
+    await _floor(["true"], tasks, parallelism, root)
 
 
 async def floor_bash(tasks: int, parallelism: int, _root: Path) -> None:
@@ -85,12 +102,19 @@ async def batchd_bash(tasks: int, parallelism: int, root: Path) -> None:
 
 
 Case = Callable[[int, int, Path], Awaitable[None]]
-CASES: list[tuple[Case, Case | None]] = [
-    (floor_true, None),
-    (batchd_true, floor_true),
-    (floor_bash, None),
-    (batchd_bash, floor_bash),
+#: (case, the floors it is compared with)
+CASES: list[tuple[Case, tuple[Case, ...]]] = [
+    (floor_true, ()),
+    (floor_true_files, (floor_true,)),
+    (batchd_true, (floor_true, floor_true_files)),
+    (floor_bash, ()),
+    (batchd_bash, (floor_bash,)),
 ]
+
+
+def _parent_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -99,19 +123,28 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"{args.tasks} tasks, parallelism {args.parallelism}, median of {args.repeat}, "
-          f"Python {sys.version.split()[0]}")
-    medians: dict[Case, float] = {}
-    for case, floor in CASES:
-        times = []
-        for _ in range(args.repeat):
+    print(f"{args.tasks} tasks, parallelism {args.parallelism}, median of {args.repeat} "
+          f"interleaved rounds, Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}")
+    walls: dict[Case, list[float]] = {case: [] for case, _ in CASES}
+    cpus: dict[Case, list[float]] = {case: [] for case, _ in CASES}
+    for _ in range(args.repeat):  # interleaved, so a noisy neighbour hurts every case alike
+        for case, _floor_case in CASES:
             with tempfile.TemporaryDirectory() as root:
-                begin = time.perf_counter()
+                cpu, begin = _parent_cpu(), time.perf_counter()
                 asyncio.run(case(args.tasks, args.parallelism, Path(root)))
-                times.append(time.perf_counter() - begin)
-        medians[case] = median = statistics.median(times)
-        ratio = f"  {median / medians[floor]:.2f}x its floor" if floor else ""
-        print(f"{median:7.3f} s  {median / args.tasks * 1e3:6.3f} ms/task{ratio}  {case.__doc__}")
+                walls[case].append(time.perf_counter() - begin)
+                cpus[case].append(_parent_cpu() - cpu)
+    print("case: wall, wall/task, CPU/task of this process (all threads), then wall and CPU")
+    print("ratios to each floor the case is compared with")
+    for case, floors in CASES:
+        wall, cpu = statistics.median(walls[case]), statistics.median(cpus[case])
+        ratios = "".join(
+            f"  {wall / statistics.median(walls[f]):.2f}x/{cpu / statistics.median(cpus[f]):.2f}x"
+            f" vs {f.__name__}"
+            for f in floors
+        )
+        print(f"{case.__name__}: {wall:.3f} s, {wall / args.tasks * 1e3:.3f} ms, "
+              f"{cpu / args.tasks * 1e3:.3f} ms CPU{ratios}\n    {case.__doc__}")
 
 
 if __name__ == "__main__":
