@@ -1,0 +1,192 @@
+"""Scheduler fire lag: from a fire's due time to its flow instance row committed, on SQLite.
+
+A fresh temporary home (SQLite, WAL, migrated), `--flows` (10,000) periodic workflows stored
+through the catalogue's real Import Flow code path (batched transactions) and enabled. Each flow
+fires once every `--period` seconds, the flows spread evenly over the period, so
+`flows / period` fires fall due every second (10,000 / 60 s ≈ 167 per second). The real
+`Scheduler` (system clock) then runs for `--seconds`; for every fire it reports
+`committed_at - due` (the clock read right after the commit of the transaction that created the
+instance through the engine's `create_flow_instance`). Fires due in the first `--warmup` seconds
+are left out (start-up: the full load of every flow). No engine runs, so instances stay INIT:
+this is the scheduler's overhead alone.
+
+With `--finished N`, N finished flow instances (status SUCCESS, one task instance each) of
+those flows are stored first, so the instance tables and their indexes have a realistic size;
+the start-up load (which reads the newest scheduled instance per flow) is timed too.
+
+    .venv/bin/python bench/scheduler_fire_lag.py [--flows 10000] [--period 60] [--seconds 40]
+        [--warmup 5] [--finished 0] [--batch-size 200] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from batchd.catalog import directories as dirs
+from batchd.catalog import flows as catalog
+from batchd.config import Settings
+from batchd.scheduler.service import Fired, Scheduler
+from batchd.store import identity
+from batchd.store.database import Database, open_database
+
+IMPORT_BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    org_id: str
+    user_id: str
+    user_name: str
+
+
+ALICE = Caller("o1", "u1", "alice")
+
+
+def cron_for(index: int, period: int) -> str:
+    """A cron firing every `period` seconds (60 * a divisor of 60), offset by `index`."""
+    offset = index % period
+    minutes = period // 60
+    if minutes <= 1:
+        return f"{offset % 60} * * * * ?"
+    return f"{offset % 60} {offset // 60}/{minutes} * * * ?"
+
+
+def flow_json(cron: str) -> dict[str, Any]:
+    return {
+        "type": 1, "cycle": "mi", "cron": cron, "owners": "alice", "startTime": "2020-01-01",
+        "parameters": [{"key": "region", "value": "eu"}],
+        "tasks": [
+            {"name": "extract", "type": "COMMAND", "cmd": "echo extract ${region}"},
+            {"name": "load", "type": "COMMAND", "cmd": "echo load", "retryLimit": 2, "retryInterval": 5},
+            {"name": "report", "type": "PYTHON", "cmd": "print('report')"},
+        ],
+        "relations": [
+            {"sourceTaskName": "extract", "targetTaskName": "load", "rerun": True},
+            {"sourceTaskName": "load", "targetTaskName": "report", "rerun": True},
+        ],
+    }
+
+
+async def store_flows(database: Database, count: int, period: int) -> list[int]:
+    async with database.transaction() as conn:
+        await identity.create_org(conn, "o1", "o1")
+        await identity.add_user(conn, org_id="o1", user_id="u1", name="alice")
+        root = (await dirs.list_directories(conn, ALICE))[0]["key"]
+    flow_ids: list[int] = []
+    for first in range(0, count, IMPORT_BATCH):
+        async with database.transaction() as conn:
+            for i in range(first, min(count, first + IMPORT_BATCH)):
+                body = {"flowName": f"flow-{i:06d}", "dirId": root, "flowJson": flow_json(cron_for(i, period))}
+                flow_ids.append((await catalog.import_flow(conn, ALICE, body))["flowId"])
+    return flow_ids
+
+
+def store_finished(db_path: Path, flow_ids: list[int], count: int, enable_at_ms: int) -> None:
+    """`count` finished instances (and one task instance each), older than any fire measured."""
+    conn = sqlite3.connect(db_path)
+    definition = json.dumps(flow_json("0 * * * * ?"))
+    day_ms = 86_400_000
+    rows, tasks = [], []
+    for n in range(count):
+        flow_id = flow_ids[n % len(flow_ids)]
+        trigger = enable_at_ms - (n // len(flow_ids) + 1) * day_ms  # one per flow per day back
+        suffix = time.strftime("%Y%m%d%H%M%S", time.gmtime(trigger / 1000))
+        origin = "schedule" if n % 4 else "manual"
+        rows.append((f"{flow_id}-{suffix}", flow_id, "o1", f"flow-{flow_id}", 1, "alice", "alice", origin, 2, 0,
+                     trigger, "2020-01-01", trigger, trigger + 5000, trigger, trigger + 5000, definition, "[]"))
+        tasks.append((f"t{flow_id}-{suffix}", f"{flow_id}-{suffix}", 1, "extract", 2, 1, trigger, trigger + 5000, trigger))
+        if len(rows) == 50_000:
+            _insert_finished(conn, rows, tasks)
+            rows, tasks = [], []
+    _insert_finished(conn, rows, tasks)
+    conn.close()
+
+
+def _insert_finished(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]) -> None:
+    with conn:
+        conn.executemany(
+            "INSERT INTO flow_instances (instance_id, flow_id, org_id, flow_name, flow_type, creator, owners, origin,"
+            " status, is_cancelled, trigger_time, cal_dt, start_time, end_time, created_at, updated_at, definition,"
+            " parameters) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        conn.executemany(
+            "INSERT INTO task_instances (instance_id, flow_instance_id, task_id, task_name, status, run_num,"
+            " start_time, end_time, created_at) VALUES (?,?,?,?,?,?,?,?,?)", tasks)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="batchd-bench-scheduler-"))
+    settings = Settings(home=home, database_url=f"sqlite+aiosqlite:///{home / 'batchd.db'}", timezone="UTC")
+    database = open_database(settings)
+    await database.migrate()
+    began = time.perf_counter()
+    flow_ids = await store_flows(database, args.flows, args.period)
+    setup_s = time.perf_counter() - began
+    enable_at_ms = int(time.time() * 1000)
+    async with database.transaction() as conn:
+        await conn.exec_driver_sql(f"UPDATE flows SET active = 1, update_time = {enable_at_ms}")
+    if args.finished:
+        began = time.perf_counter()
+        store_finished(home / "batchd.db", flow_ids, args.finished, enable_at_ms)
+        print(f"stored {args.finished:,} finished instances in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+
+    fired: list[Fired] = []
+    scheduler = Scheduler(database, settings, batch_size=args.batch_size, on_fired=fired.append)
+    started = time.time()
+    task = asyncio.create_task(scheduler.run())
+    while scheduler.next_due() is None and not task.done():
+        await asyncio.sleep(0.01)
+    load_s = time.time() - started
+    await asyncio.sleep(args.seconds)
+    await scheduler.stop()
+    await task
+    await database.dispose()
+
+    measured = [f for f in fired if f.fire_time >= started + args.warmup]
+    lags_ms = [(f.committed_at - f.fire_time) * 1000 for f in measured]
+    made = sum(1 for f in measured if f.instance_id is not None)
+    return {
+        "flows": args.flows, "period_s": args.period, "fires_per_s": round(args.flows / args.period, 1),
+        "finished_instances": args.finished, "batch_size": args.batch_size,
+        "measured_s": args.seconds - args.warmup, "fires": len(measured), "instances_made": made,
+        "lag_ms_p50": round(statistics.median(lags_ms), 1) if lags_ms else None,
+        "lag_ms_p99": round(percentile(lags_ms, 0.99), 1) if lags_ms else None,
+        "lag_ms_max": round(max(lags_ms), 1) if lags_ms else None,
+        "startup_load_s": round(load_s, 2), "import_setup_s": round(setup_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--flows", type=int, default=10_000)
+    parser.add_argument("--period", type=int, default=60, help="seconds between two fires of one flow (60*k, k | 60)")
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--finished", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.period % 60 or 60 % (args.period // 60):
+        parser.error("--period must be 60 times a divisor of 60")
+    result = asyncio.run(run(args))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
