@@ -84,6 +84,9 @@ def test_fall_back_fires_a_repeated_wall_time_once() -> None:
     hourly = fires_on(flow("0 0 * * * ?"), dt.date(2026, 10, 25))
     # Quartz (through its Java calendar) skips the first, summer-time 02:xx hour.
     assert hourly[1:3] == ["2026-10-25T01:00:00+02:00", "2026-10-25T02:00:00+01:00"] and len(hourly) == 24
+    # Even a per-second cron: no two fires share a wall time, so wall-time instance ids are unique.
+    f = flow("*/1 * * * * ?")
+    assert local(next_fire(f, at(2026, 10, 25, 1, 59, 59))) == "2026-10-25T02:00:00+01:00"
 
 
 def test_latest_fire_across_the_fall_back_hour() -> None:
