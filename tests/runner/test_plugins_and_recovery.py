@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Collection
 
 import pytest
@@ -144,3 +145,21 @@ def test_a_plugin_ignoring_cancel_is_cut_off_after_the_grace(
     outcome = run(run_attempt(spec))
     assert outcome.timed_out and outcome.exit_code is None
     assert outcome.error == "runner for MR ignored cancel for 0.2 s"
+
+
+def test_process_alive_counts_a_zombie_as_gone() -> None:
+    from batchd.runner.process import process_alive
+
+    proc = subprocess.Popen(["sleep", "100"])
+    try:
+        assert process_alive(proc.pid)
+        proc.kill()
+        deadline = time.monotonic() + 5
+        while process_alive(proc.pid):  # a zombie until waited for, but not alive
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert proc.poll() is not None
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not process_alive(proc.pid)

@@ -159,6 +159,10 @@ def _note(log: BinaryIO, text: str) -> None:
     log.write(f"[batchd] {text}\n".encode("utf-8", "surrogateescape"))
 
 
+def _timeout(spec: AttemptSpec) -> float | None:
+    return spec.timeout_seconds if spec.timeout_seconds and spec.timeout_seconds > 0 else None
+
+
 async def _wait_for_end(
     waiter: asyncio.Future[object], timeout: float | None, cancel: asyncio.Event | None
 ) -> str:
@@ -198,9 +202,8 @@ async def _run_process(
     try:
         if on_started is not None:
             await on_started(pid)
-        timeout = spec.timeout_seconds if spec.timeout_seconds and spec.timeout_seconds > 0 else None
         waiter = asyncio.ensure_future(proc.wait())
-        ended = await _wait_for_end(waiter, timeout, cancel)
+        ended = await _wait_for_end(waiter, _timeout(spec), cancel)
         if ended == "timeout":
             _note(log, f"timed out after {spec.timeout_seconds:g} s; ending process group {pid}")
         elif ended == "cancel":
@@ -237,9 +240,8 @@ async def _run_plugin(
     log.flush()
     stop = asyncio.Event()
     job = asyncio.ensure_future(plugin.run(spec, on_started, stop))
-    timeout = spec.timeout_seconds if spec.timeout_seconds and spec.timeout_seconds > 0 else None
     try:
-        ended = await _wait_for_end(job, timeout, cancel)
+        ended = await _wait_for_end(job, _timeout(spec), cancel)
         if ended != "done":
             stop.set()
             done, _ = await asyncio.wait({job}, timeout=spec.kill_grace_seconds)

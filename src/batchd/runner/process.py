@@ -23,6 +23,18 @@ POLL_SECONDS = 0.02
 AFTER_KILL_SECONDS = 2.0
 #: The environment variable marking an attempt's processes (see `AttemptSpec`).
 MARKER = "BATCHD_TASK_INSTANCE_ID"
+_DEAD = (b"Z", b"X")  # zombie, dead
+
+
+def _state_and_group(pid: int | str) -> tuple[bytes, int] | None:
+    """(state letter, process group) from /proc/<pid>/stat, or None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return None  # gone meanwhile, or no /proc
+    state, _ppid, group = data[data.rindex(b")") + 2 :].split(maxsplit=3)[:3]
+    return state, int(group)
 
 
 def live_members(pgid: int) -> list[int] | None:
@@ -33,17 +45,22 @@ def live_members(pgid: int) -> list[int] | None:
         return None
     members = []
     for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                data = stat.read()
-        except OSError:
-            continue  # gone meanwhile
-        state, _ppid, group = data[data.rindex(b")") + 2 :].split(maxsplit=3)[:3]
-        if int(group) == pgid and state not in (b"Z", b"X"):
+        found = _state_and_group(name) if name.isdigit() else None
+        if found is not None and found[1] == pgid and found[0] not in _DEAD:
             members.append(int(name))
     return members
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    found = _state_and_group(pid)
+    return found is None or found[0] not in _DEAD
 
 
 def group_alive(pgid: int) -> bool:
