@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 
 #: How often a terminating group is checked.
 POLL_SECONDS = 0.02
@@ -51,26 +52,31 @@ def live_members(pgid: int) -> list[int] | None:
     return members
 
 
-def process_alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+def _signal_zero(kill: Callable[[int, int], None], target: int) -> bool | None:
+    """Signal 0: False if nothing is there, True if it is someone else's, None if ours to inspect."""
     try:
-        os.kill(pid, 0)
+        kill(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # exists, and not ours to judge
+    return None
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+    known = _signal_zero(os.kill, pid)
+    if known is not None:
+        return known
     found = _state_and_group(pid)
     return found is None or found[0] not in _DEAD
 
 
 def group_alive(pgid: int) -> bool:
     """True while a process of the group is running (zombies do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's processes: alive, and not ours to judge
+    known = _signal_zero(os.killpg, pgid)
+    if known is not None:
+        return known
     members = live_members(pgid)
     return True if members is None else bool(members)
 
