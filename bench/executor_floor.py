@@ -5,7 +5,10 @@ same 1,000 processes with the same parallelism (target: within 1.5x). Each case 
 way to run N tasks; its docstring is its report line. Reported: median wall time of REPEAT runs,
 per-task cost, and the ratio to the floor that spawns the same program.
 
-Options: `--tasks N` (1000), `--parallelism P` (CPU count), `--repeat R` (5).
+Options: `--tasks N` (1000), `--parallelism P` (CPU count), `--repeat R` (5). Workdirs and logs
+go to a temporary folder: set TMPDIR (e.g. `TMPDIR=/dev/shm`) to see how much of an attempt's
+cost is the file system rather than batchd. The CPU column is this process's CPU (every thread,
+so asyncio's child-watcher threads too); it is steadier than wall time on a busy machine.
 """
 
 from __future__ import annotations
