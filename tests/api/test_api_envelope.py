@@ -136,10 +136,17 @@ def test_openapi_documents_each_path_with_its_actions_and_the_envelope(service: 
     time_get = schema["paths"]["/batch-processing-service/v2.1/time"]["get"]
     action = next(p for p in time_get["parameters"] if p["name"] == "action")
     assert action["schema"]["enum"] == ["getCurrentTime", "getTimeZone"]
-    assert time_get["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Envelope"
+    components = schema["components"]["schemas"]
+    success, error = time_get["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
+    assert error == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert success["properties"]["code"] == {"const": 0}
+    for envelope in (success, components["ErrorEnvelope"], components["Unauthorized"], components["BodyTooLarge"],
+                     components["Envelope"]):
+        assert envelope["required"] == ["code", "msg", "data", "requestId"]
+        assert envelope["additionalProperties"] is False
+    assert time_get["responses"]["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Unauthorized"
     }
-    assert schema["components"]["schemas"]["Envelope"]["required"] == ["code", "msg", "data", "requestId"]
     assert "/apim-token-service/v2.0/token/get" in schema["paths"]
     assert HTTP.get(service.base_url + "/docs").status_code == 200
 

@@ -17,12 +17,17 @@ Bounded and deterministic: few examples per operation, `derandomize=True`, no ex
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hypothesis
+import jsonschema_rs
 import pytest
 import schemathesis
+from hypothesis import strategies as st
 from schemathesis.checks import CheckContext
 from schemathesis.core.failures import Failure
 from schemathesis.checks import not_a_server_error
@@ -31,11 +36,12 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from servicekit import Backend, Service, start_service
+from servicekit import API, HTTP, Backend, Service, start_service
 
+from batchd.api.openapi import ACTION_DOCS, DATA_SCHEMAS
 from batchd.errors import InternalError
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 60
 
 
 class InternalServerException(Failure):
@@ -53,6 +59,43 @@ def no_internal_error_envelope(ctx: CheckContext, response: schemathesis.Respons
             operation=case.operation.label,
             title="Internal server exception in an envelope",
             message=f"HTTP {response.status_code} envelope with code {InternalError.code}: {body}",
+        )
+    return True
+
+
+class DataNotAsDocumented(Failure):
+    """A successful answer whose `data` is not the documented shape of its action."""
+
+
+_DATA_VALIDATORS: dict[tuple[str, str, str], jsonschema_rs.Validator] = {}
+
+
+def _data_validator(key: tuple[str, str, str]) -> jsonschema_rs.Validator:
+    if key not in _DATA_VALIDATORS:
+        # `$ref`s point at #/components/schemas/..., so the components travel in the same document.
+        document = {**ACTION_DOCS[key]["data"], "components": {"schemas": DATA_SCHEMAS}}
+        _DATA_VALIDATORS[key] = jsonschema_rs.validator_for(document)
+    return _DATA_VALIDATORS[key]
+
+
+@schemathesis.check
+def data_matches_action(ctx: CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> bool:
+    """One path serves many actions, so the description's 200 schema is the union of their `data`;
+    this checks the documented `data` of the very action that was called."""
+    resource = case.operation.path.rsplit("/", 1)[-1]
+    key = (resource, case.operation.method.upper(), str((case.query or {}).get("action")))
+    try:
+        body = response.json()
+    except Exception:  # noqa: BLE001 - non-JSON answers are the conformance checks' business
+        return True
+    if key not in ACTION_DOCS or not isinstance(body, dict) or body.get("code") != 0:
+        return True
+    errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in _data_validator(key).iter_errors(body["data"])]
+    if errors:
+        raise DataNotAsDocumented(
+            operation=case.operation.label,
+            title=f"`data` of {key[1]} {key[0]}?action={key[2]} is not as documented",
+            message="\n".join(errors[:10]),
         )
     return True
 
@@ -75,14 +118,65 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
     no_internal_error_envelope,
+    data_matches_action,
 ]
 
 
-def fuzz(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode, caller: dict[str, str]) -> None:
+SEED_FLOW = json.loads((Path(__file__).parent.parent / "catalog" / "fixtures" / "seed_import_flow.json").read_text())
+
+
+@dataclass(frozen=True)
+class Known:
+    """Real values of the running service, which generated requests may use in place of their own,
+    so that valid requests reach past "does not exist" into the operations' real work."""
+
+    caller: dict[str, str]
+    dir_id: str
+    flow_ids: tuple[int, ...]
+
+    @classmethod
+    def seed(cls, service: Service) -> Known:
+        ids = service.credentials
+        caller = {"userId": ids.user_id, "orgId": ids.org_id}
+
+        def call(method: str, resource: str, action: str, body: Any = None, **query: Any) -> Any:
+            response = HTTP.request(method, f"{service.base_url}{API}/{resource}",
+                                    params={"action": action, **caller, **query}, json=body)
+            assert response.status_code == 200 and response.json()["code"] == 0, response.text
+            return response.json()["data"]
+
+        dir_id = call("GET", "directories", "listWorkFlowDirs")[0]["key"]
+        flow_ids = []
+        for n in range(8):
+            body = {**SEED_FLOW, "dirId": dir_id, "flowName": f"seed-{n}"}
+            flow_ids.append(call("POST", "flows", "import", body)["flowId"])
+        return cls(caller, dir_id, tuple(flow_ids))
+
+    def ground(self, case: schemathesis.Case, data: st.DataObject) -> None:
+        """Swap some generated ids and documents for real ones (drawn, so runs stay deterministic)."""
+        if case.query is not None and "userId" in case.query:
+            case.query.update(self.caller)
+        takes_flow_id = case.query is not None and case.query.get("action") in ("get", "loadForEdit", "export", "delete")
+        if case.query is not None and ("flowId" in case.query or takes_flow_id) and data.draw(st.booleans()):
+            case.query["flowId"] = data.draw(st.sampled_from(self.flow_ids))
+            case.query.pop("version", None) if data.draw(st.booleans()) else None
+        if isinstance(case.body, dict):
+            for name in ("flowId", "id"):
+                if name in case.body and data.draw(st.booleans()):
+                    case.body[name] = data.draw(st.sampled_from(self.flow_ids))
+            for name in ("dirId", "parentId"):
+                if name in case.body and data.draw(st.booleans()):
+                    case.body[name] = self.dir_id
+            if "flowJson" in case.body and data.draw(st.booleans()):
+                case.body["flowJson"] = SEED_FLOW["flowJson"]
+
+
+def fuzz(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode, known: Known) -> None:
     """Call `operation` with up to MAX_EXAMPLES generated requests of `mode`; raise on the first failure.
 
-    Valid requests run as the bootstrapped user (`caller`), so they get past the identity check
-    into the handlers; invalid ones keep whatever identity was generated.
+    Valid requests run as the bootstrapped user and may use the service's real ids (`known`),
+    so they get past the identity and existence checks into the handlers; invalid ones are sent
+    as generated.
     """
 
     @hypothesis.settings(
@@ -93,10 +187,10 @@ def fuzz(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode
         suppress_health_check=list(hypothesis.HealthCheck),
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],  # report the first failure, unshrunk
     )
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    def run(case: schemathesis.Case) -> None:
-        if mode is schemathesis.GenerationMode.POSITIVE and case.query is not None and "userId" in case.query:
-            case.query.update(caller)
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+    def run(case: schemathesis.Case, data: st.DataObject) -> None:
+        if mode is schemathesis.GenerationMode.POSITIVE:
+            known.ground(case, data)
         case.call_and_validate(checks=CHECKS)
 
     run()
@@ -104,8 +198,7 @@ def fuzz(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode
 
 def test_every_operation_answers_as_documented(api_schema: schemathesis.BaseSchema, insecure_service: Service) -> None:
     """Every operation, valid and invalid requests; all failures are reported together."""
-    ids = insecure_service.credentials
-    caller = {"userId": ids.user_id, "orgId": ids.org_id}
+    known = Known.seed(insecure_service)
     failures: list[str] = []
     operations = 0
     for result in api_schema.get_all_operations():
@@ -113,7 +206,7 @@ def test_every_operation_answers_as_documented(api_schema: schemathesis.BaseSche
         operations += 1
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
             try:
-                fuzz(operation, mode, caller)
+                fuzz(operation, mode, known)
             except hypothesis.errors.Unsatisfiable:
                 pass  # nothing to make invalid (no parameters, no body): the positive run covers it
             except Exception as exc:  # noqa: BLE001 - collected, then reported together

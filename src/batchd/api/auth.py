@@ -64,7 +64,7 @@ class TokenRequest:
     def parse(cls, raw: bytes, *, refresh: bool) -> TokenRequest:
         try:
             body = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise TokenServiceError(BAD_PARAMETER, f"invalid parameter: body is not JSON ({exc})") from None
         if not isinstance(body, dict):
             raise TokenServiceError(BAD_PARAMETER, "invalid parameter: body must be a JSON object")
@@ -72,6 +72,8 @@ class TokenRequest:
         missing = [name for name in names if body.get(name) in (None, "")]
         if missing:
             raise TokenServiceError(BAD_PARAMETER, f"invalid parameter: {', '.join(missing)} missing")
+        if any("\x00" in str(body[name]) for name in names):
+            raise TokenServiceError(BAD_PARAMETER, "invalid parameter: NUL characters are not allowed")
         timestamp = body["timestamp"]
         if isinstance(timestamp, bool) or not str(timestamp).isdigit():
             raise TokenServiceError(BAD_PARAMETER, f"invalid parameter: timestamp {timestamp!r} is not epoch ms")

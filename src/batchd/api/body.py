@@ -36,6 +36,28 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidParameter(f"Malformed JSON body: not UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidParameter(f"Malformed JSON body: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's int limit)
+        raise InvalidParameter(f"Malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise InvalidParameter("Malformed JSON body: nested too deeply") from None
+    if "\\u0000" in text:  # the only way JSON can carry a NUL; PostgreSQL text cannot store one
+        try:
+            _refuse_nul(value, "")
+        except RecursionError:
+            raise InvalidParameter("Malformed JSON body: nested too deeply") from None
+    return value
+
+
+def _refuse_nul(value: Any, path: str) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidParameter(f"{path or 'body'}: NUL characters (\\u0000) are not allowed")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path)
+            _refuse_nul(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, f"{path}[{i}]")

@@ -17,6 +17,7 @@ from batchd.api.auth import Authenticator, resolve_caller
 from batchd.api.body import parse_json, read_body
 from batchd.api.context import OPERATIONS, RequestContext
 from batchd.config import Settings
+from batchd.errors import InvalidParameter
 from batchd.store.database import Database
 
 API_PREFIX = "/batch-processing-service/v2.1"
@@ -34,6 +35,9 @@ async def dispatch(request: Request, resource: str) -> JSONResponse:
         raw = await read_body(request, settings.max_body_bytes)
         key_org_id = None if settings.insecure else await authenticator.verify_call(request.headers, items, raw)
         op = OPERATIONS.find(resource, request.method, query.get("action"))
+        for name, value in items:
+            if "\x00" in name or "\x00" in value:  # PostgreSQL text cannot store one
+                raise InvalidParameter(f"param: {name!r} has NUL characters, which are not allowed")
         body = parse_json(raw)
         async with database.transaction() as conn:
             caller = await resolve_caller(conn, query, key_org_id) if op.needs_caller else None

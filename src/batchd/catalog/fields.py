@@ -16,6 +16,7 @@ from typing import Any
 from batchd.errors import InvalidParameter
 
 _MISSING = object()
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def show(value: Any) -> str:
@@ -36,9 +37,14 @@ def to_int(value: Any, path: str, *, low: int | None = None, high: int | None = 
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     elif isinstance(value, str) and _is_integer_text(value.strip()):
-        number = int(value.strip())
+        text = value.strip()
+        # Past 19 digits it cannot fit; checked first, as int() refuses texts over 4,300 digits.
+        number = int(text) if len(text.lstrip("+-").lstrip("0")) <= 19 else INT64_MAX + 1
     else:
         raise InvalidParameter(f"{path}: {show(value)} is not an integer")
+    if not INT64_MIN <= number <= INT64_MAX:
+        # Every integer the API takes ends up in a BIGINT column or an SQL LIMIT/OFFSET.
+        raise InvalidParameter(f"{path}: {show(value)} is outside the 64-bit integer range")
     _check_range(number, path, low, high)
     return number
 

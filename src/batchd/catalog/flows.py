@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog import flow_store
 from batchd.catalog.editing import apply_save
-from batchd.catalog.fields import FieldReader, show, to_int
+from batchd.catalog.fields import INT64_MAX, FieldReader, show, to_int
 from batchd.catalog.model import StoredFlow, UserList
 from batchd.catalog.permissions import Caller, can_read, is_owner, owns, require_owner, visits
 from batchd.catalog.shapes import UTC, export_definition, flow_detail, my_flow_item, page_flow
@@ -178,7 +178,10 @@ async def search_flows(conn: AsyncConnection, caller: Caller, body: Any) -> list
     if pagination is not None:
         page_no = max(pagination.integer("pageNo", default=1, low=0), 1)
         page_size = pagination.integer("pageSize", required=True, low=1)
-        query = query.limit(page_size).offset((page_no - 1) * page_size)
+        offset = (page_no - 1) * page_size
+        if offset > INT64_MAX:
+            raise InvalidParameter(f"pagination: page {page_no} of {page_size} starts past the last possible row")
+        query = query.limit(page_size).offset(offset)
     return [page_flow(row.flow_id, row.name) for row in await conn.execute(query)]
 
 
