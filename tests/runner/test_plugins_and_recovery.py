@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Collection
+from importlib.metadata import EntryPoint
 
 import pytest
 from runnerkit import MakeSpec, assert_group_gone, output_of, run
@@ -91,12 +92,26 @@ def test_no_plugin_is_an_immediate_error_naming_the_kind(
     assert output_of(spec) == f"[batchd] {expected}\n".encode()
 
 
-def test_discovery_reads_the_entry_point_group() -> None:
+def test_discovery_loads_entry_points_and_skips_broken_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = [
+        EntryPoint("hive", "test_plugins_and_recovery:EchoHive", plugins.ENTRY_POINT_GROUP),
+        EntryPoint("broken", "no_such_module_batchd:Runner", plugins.ENTRY_POINT_GROUP),
+        EntryPoint("again", "test_plugins_and_recovery:EchoHive", plugins.ENTRY_POINT_GROUP),
+    ]
+    asked: list[str] = []
+
+    def fake_entry_points(*, group: str) -> list[EntryPoint]:
+        asked.append(group)
+        return points
+
+    monkeypatch.setattr(plugins, "entry_points", fake_entry_points)
     plugins.discover_plugins.cache_clear()
     try:
-        assert plugins.discover_plugins() == {}  # nothing installed in this environment
+        found = plugins.discover_plugins()
     finally:
         plugins.discover_plugins.cache_clear()
+    assert asked == ["batchd.runners"]
+    assert list(found) == ["HIVE"] and type(found["HIVE"]).__name__ == "EchoHive"
 
 
 def _orphan_group(marker: str) -> int:
