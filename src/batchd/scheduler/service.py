@@ -6,14 +6,17 @@ Each pass of the loop, in this order:
    flow (`type` 1, `active` 1) and, per flow, its newest instance of origin `schedule`, so a
    restart continues from the database and neither doubles nor floods (`plan` anchors);
 2. changes (every `poll_seconds`, or at once after `notify()`): only the `flows` rows whose
-   `update_time` is newer than the newest one seen (minus `CHANGE_OVERLAP_MS`, for transactions
-   that committed late), plus the flows named by `notify(flow_id)` — so enable, disable, a new
-   cron, delete and import are picked up without reading every workflow;
+   `update_time` is newer than the start of the previous read minus `CHANGE_OVERLAP_MS` (a
+   transaction may commit a while after it took its `update_time`, and writers' clocks may be a
+   little behind ours), plus the flows named by `notify(flow_id)` — so enable, disable, a new
+   cron, delete and import are picked up without reading every workflow. Rows read again
+   unchanged cost a comparison;
 3. fires: every heap entry due by now, in batches of `batch_size` per transaction; each flow's
    row is read again inside that transaction, so a flow disabled, deleted or re-scheduled by any
    process since step 2 is re-planned instead of fired; each fire is
-   `create_flow_instance(origin="schedule")` inside a savepoint, so one broken workflow (no
-   tasks) does not undo the others; None means another process already made that fire — the
+   `create_flow_instance(origin="schedule")`; when the engine refuses one (a workflow without
+   tasks), the batch is rolled back and redone with a savepoint per fire, so one broken workflow
+   does not undo the others (savepoints only then: they cost two round trips a fire); None means another process already made that fire — the
    instance id is the unique key that keeps several schedulers on one database from doubling it;
 4. reschedule each fired flow at its next fire and sleep until the earliest due time, the next
    change poll, `notify()` or `stop()`, whichever comes first.
@@ -148,7 +151,7 @@ class Scheduler:
         self._flows: dict[int, ScheduledFlow] = {}
         self._after: dict[int, int] = {}  # per flow: every fire up to this epoch s is handled
         self._queue = FireQueue()
-        self._seen_update_ms = 0
+        self._read_since_ms = 0  # clock time (ms) at which the previous read of `flows` began
         self._notified: set[int] = set()
         self._changes_requested = False
         self._next_resync = 0.0
@@ -235,6 +238,7 @@ class Scheduler:
     # --- reading flows -------------------------------------------------------------------------
 
     async def _load_all(self) -> None:
+        self._read_since_ms = int(self._clock.now() * 1000)
         async with self._database.transaction() as conn:
             rows = (await conn.execute(_FLOW_COLUMNS.where(flows.c.type == PERIODIC, flows.c.active == 1))).all()
             last = await _last_fires(conn, None)
@@ -243,12 +247,12 @@ class Scheduler:
             self._forget(flow_id)
         for row in rows:
             self._apply(row, last.get(row.flow_id))
-        self._seen_update_ms = max([self._seen_update_ms, *(row.update_time for row in rows)])
         log.info("scheduler: %d enabled periodic workflows", len(self._flows))
 
     async def _load_changes(self) -> None:
         named, self._notified = self._notified, set()
-        since = self._seen_update_ms - CHANGE_OVERLAP_MS
+        since = self._read_since_ms - CHANGE_OVERLAP_MS
+        self._read_since_ms = int(self._clock.now() * 1000)
         async with self._database.transaction() as conn:
             condition = flows.c.update_time > since
             if named:
@@ -259,7 +263,6 @@ class Scheduler:
         for flow_id in named - {row.flow_id for row in rows}:
             self._forget(flow_id)  # deleted
         for row in rows:
-            self._seen_update_ms = max(self._seen_update_ms, row.update_time)
             self._apply(row, last.get(row.flow_id))
 
     def _apply(self, row: sa.Row, last_fire_ms: int | None) -> bool:
@@ -311,7 +314,10 @@ class Scheduler:
         for due_time, flow_id in rest:  # back in the queue for the next, immediate pass
             self._queue.schedule(flow_id, due_time)
         try:
-            fired = await self._fire_batch(batch, now)
+            try:
+                fired = await self._fire_batch(batch, now, careful=False)
+            except _Refused:  # the engine refused a fire: again, each fire in its own savepoint
+                fired = await self._fire_batch(batch, now, careful=True)
         except BaseException:
             for due_time, flow_id in batch:  # nothing committed: the retry makes the same fires
                 if flow_id in self._flows and flow_id not in self._queue:
@@ -325,7 +331,11 @@ class Scheduler:
             wake_all()  # the engine admits the new instances now rather than at its next poll
         return bool(rest)
 
-    async def _fire_batch(self, batch: list[tuple[int, int]], now: int) -> list[tuple[int, int, str | None]]:
+    async def _fire_batch(
+        self, batch: list[tuple[int, int]], now: int, *, careful: bool
+    ) -> list[tuple[int, int, str | None]]:
+        """One transaction for `batch`. Not `careful`: no savepoints (two fewer round trips per
+        fire), and a refused fire raises `_Refused` so the caller redoes the batch carefully."""
         create = self._create_instance or create_flow_instance
         fired: list[tuple[int, int, str | None]] = []
         advanced: dict[int, int] = {}
@@ -344,7 +354,7 @@ class Scheduler:
                 flow = self._flows[flow_id]
                 due = plan.due_fires(flow, self._after[flow_id], now, self._policy)
                 for fire_time in due.fires:
-                    instance_id = await self._create_one(conn, create, flow_id, fire_time)
+                    instance_id = await self._create_one(conn, create, flow_id, fire_time, careful)
                     fired.append((flow_id, fire_time, instance_id))
                 advanced[flow_id] = now  # every fire up to now is made (or, by the policy, skipped)
         for flow_id, after in advanced.items():  # committed: those fires are done
@@ -353,15 +363,25 @@ class Scheduler:
                 self._queue.schedule(flow_id, plan.next_fire(self._flows[flow_id], after))
         return fired
 
-    async def _create_one(self, conn: AsyncConnection, create: CreateInstance, flow_id: int, fire_time: int) -> str | None:
+    async def _create_one(
+        self, conn: AsyncConnection, create: CreateInstance, flow_id: int, fire_time: int, careful: bool
+    ) -> str | None:
+        arguments = {"flow_id": flow_id, "trigger_time_ms": fire_time * 1000, "origin": "schedule", "zone": self._zone}
+        if not careful:
+            try:
+                return await create(conn, **arguments)
+            except BatchdError as exc:
+                raise _Refused() from exc
         try:
             async with conn.begin_nested():
-                return await create(
-                    conn, flow_id=flow_id, trigger_time_ms=fire_time * 1000, origin="schedule", zone=self._zone
-                )
+                return await create(conn, **arguments)
         except BatchdError as exc:  # e.g. a workflow without tasks: skip this fire, keep the rest
             log.warning("scheduler: workflow %s fire at %s not created: %s", flow_id, fire_time, exc)
             return None
+
+
+class _Refused(Exception):
+    """The engine refused a fire inside a batch without savepoints; the batch is redone."""
 
 
 _FLOW_COLUMNS = sa.select(
