@@ -8,7 +8,6 @@ made by the engine's real `create_flow_instance`, so the instance id is the real
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from servicekit import Backend
 
+from batchd.api.context import Caller
 from batchd.catalog import directories as dirs
 from batchd.catalog import flow_store
 from batchd.catalog import flows as ops
@@ -36,14 +36,7 @@ T0 = int(dt.datetime(2026, 5, 5, 12, 0, 0, tzinfo=ZoneInfo(ZONE)).timestamp())  
 EVERY_SECOND = "*/1 * * * * ?"
 
 
-@dataclasses.dataclass(frozen=True)
-class Who:
-    org_id: str
-    user_id: str
-    user_name: str
-
-
-ALICE = Who("o1", "u1", "alice")
+ALICE = Caller(org_id="o1", user_id="u1", user_name="alice")
 
 
 @pytest.fixture
