@@ -5,7 +5,8 @@ Public API (stable; the engine imports these names):
 - `AttemptSpec`, `AttemptOutcome` — the records (`records.py`).
 - `async run_attempt(spec, *, on_started=None, cancel=None) -> AttemptOutcome` (`attempt.py`).
 - `async kill_process_group(pgid, *, task_instance_id=None, grace_seconds=5.0) -> bool` —
-  crash recovery (`process.py`).
+  crash recovery (`process.py`; also `process_alive(pid)`, `group_alive(pgid)`, which ignore
+  zombies).
 - `parse_codes(text, *, field="successCode") -> frozenset[int]`,
   `classify(outcome, success_codes, wait_codes=frozenset()) -> Verdict` (`verdict.py`).
 - `attempt_header(run_num, attempt, instance_id, cmdline, submitter, now) -> str` (`header.py`).
