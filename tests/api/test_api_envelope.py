@@ -117,7 +117,7 @@ def test_healthz_and_readyz(service: Service) -> None:
     assert HTTP.get(service.base_url + "/healthz").json() == {"status": "ok"}
     ready = HTTP.get(service.base_url + "/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "schema": "0002"}
+    assert ready.json() == {"status": "ready", "schema": "0003"}
 
 
 def test_readyz_is_503_when_the_schema_is_not_at_head(service: Service) -> None:
@@ -126,7 +126,7 @@ def test_readyz_is_503_when_the_schema_is_not_at_head(service: Service) -> None:
     ready = HTTP.get(service.base_url + "/readyz")
 
     assert ready.status_code == 503
-    assert ready.json() == {"status": "unavailable", "reason": "database schema at 0000, batchd needs 0002"}
+    assert ready.json() == {"status": "unavailable", "reason": "database schema at 0000, batchd needs 0003"}
     assert HTTP.get(service.base_url + "/healthz").status_code == 200
 
 

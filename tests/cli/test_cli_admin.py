@@ -139,7 +139,7 @@ def test_serve_starts_the_service_and_stops_on_sigterm(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=30)
 
-    assert ready.json() == {"status": "ready", "schema": "0002"}
+    assert ready.json() == {"status": "ready", "schema": "0003"}
     assert unsigned.status_code == 401  # secure by default
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why it stopped.
     assert server.returncode in (0, -signal.SIGTERM)

@@ -118,6 +118,8 @@ flows = sa.Table(
     sa.Column("update_time", EPOCH_MS, nullable=False),
     sa.Column("update_user", NAME, nullable=False),
     sa.Index(None, "org_id", "name"),
+    # Everything Search Flow reads (migration 0003): the rows themselves carry the large definition.
+    sa.Index("ix_flows_search", "org_id", "name", "flow_id", "update_time", "create_time", "start_date"),
 )
 
 flow_versions = sa.Table(
