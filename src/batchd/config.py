@@ -27,7 +27,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 CONFIG_FILE_NAME = "batchd.toml"
 
 # Keys accepted in batchd.toml; anything else is a typo we would rather report than ignore.
-_FILE_KEYS = frozenset({"database_url", "host", "port", "timezone", "max_body_bytes"})
+_FILE_KEYS = frozenset({"database_url", "host", "port", "timezone", "max_body_bytes", "parallelism"})
 
 
 class SettingsError(InvalidParameter):
@@ -48,6 +48,7 @@ class Settings:
     insecure: bool = False
     timezone: str = "UTC"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    parallelism: int = field(default_factory=lambda: os.cpu_count() or 1)  # attempts running at once
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +59,8 @@ class Settings:
         object.__setattr__(self, "zone", zone)
         if not 0 < self.port < 65536:
             raise SettingsError(f"port: {self.port} is out of range 1-65535")
+        if self.parallelism < 1:
+            raise SettingsError(f"parallelism: {self.parallelism} must be at least 1")
         if self.max_body_bytes <= 0:
             raise SettingsError(f"max_body_bytes: {self.max_body_bytes} must be positive")
         if self.insecure and not is_loopback(self.host):
@@ -77,6 +80,7 @@ class Settings:
         insecure: bool = False,
         timezone: str | None = None,
         max_body_bytes: int | None = None,
+        parallelism: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve every setting: arguments > `BATCHD_*` environment > `<home>/batchd.toml` > defaults."""
@@ -104,6 +108,9 @@ class Settings:
             timezone=pick(timezone, "BATCHD_TIMEZONE", "timezone", None) or machine_timezone(),
             max_body_bytes=_as_int(
                 "max_body_bytes", pick(max_body_bytes, "BATCHD_MAX_BODY_BYTES", "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+            ),
+            parallelism=_as_int(
+                "parallelism", pick(parallelism, "BATCHD_PARALLELISM", "parallelism", os.cpu_count() or 1)
             ),
         )
 

@@ -7,6 +7,7 @@ imports every routes module once.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ import batchd
 # Importing a routes module registers its operations (see api.context).
 import batchd.api.routes.directories  # noqa: F401
 import batchd.api.routes.flows  # noqa: F401
+import batchd.api.routes.instances  # noqa: F401
+import batchd.api.routes.runs  # noqa: F401
 import batchd.api.routes.time  # noqa: F401
 from batchd.api import envelope
 from batchd.api.access_log import configure_logging, log_request
@@ -27,7 +30,14 @@ from batchd.api.dispatch import API_PREFIX, dispatch
 from batchd.api.openapi import build_openapi
 from batchd.api.routes import health
 from batchd.config import Settings
-from batchd.store.database import open_database
+from batchd.engine.dispatcher import Engine
+from batchd.executors.local import LocalExecutor
+from batchd.store.database import Database, open_database
+
+try:  # the scheduler is optional: a server without it still runs triggered instances
+    from batchd.scheduler import Scheduler
+except ImportError:  # pragma: no cover - until batchd.scheduler lands
+    Scheduler = None  # type: ignore[assignment,misc]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -39,7 +49,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.migrate()
         try:
-            yield
+            async with _running_engine(database, settings):
+                yield
         finally:
             await database.dispose()
 
@@ -57,6 +68,26 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+@asynccontextmanager
+async def _running_engine(database: Database, settings: Settings) -> AsyncIterator[None]:
+    """Executor, engine and (when installed) scheduler, started in that order and stopped in
+    reverse: the engine kills and puts back the attempts still running before the executor goes."""
+    executor = LocalExecutor(settings.parallelism)
+    await executor.start()
+    engine = Engine(database, settings, executor, slots=settings.parallelism)
+    await engine.start()
+    scheduler = Scheduler(database, settings) if Scheduler is not None else None
+    scheduler_task = asyncio.create_task(scheduler.run(), name="batchd-scheduler") if scheduler else None
+    try:
+        yield
+    finally:
+        if scheduler is not None and scheduler_task is not None:
+            await scheduler.stop()
+            await asyncio.gather(scheduler_task, return_exceptions=True)
+        await engine.stop()
+        await executor.stop()
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

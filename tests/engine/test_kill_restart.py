@@ -1,0 +1,147 @@
+"""`kill -9` of a real `batchd serve` mid-run loses nothing and runs nothing twice at the same time.
+
+A server process (python -m batchd serve --insecure on loopback) runs tasks that append a tick
+line with their pid every 0.1 s to a marker file. The server is killed with SIGKILL while the
+first task ticks, then started again on the same home and database. Then:
+- every accepted trigger completes (the instances queued behind the killed one too);
+- the interrupted attempt is recorded as having died with batchd and retried (retryLimit 1);
+- the orphaned process group of the killed attempt was killed before the retry started: the
+  ticks of the two attempts' processes never interleave;
+- the log written before the kill is still readable, followed by the died line and the retry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servicekit import Backend, EnosClient, run_in_transaction
+
+from batchd.config import Settings
+from batchd.store import identity
+
+MINUTE_MS = 60_000
+LONG, SHORT = 300, 5  # ticks of the killed attempt (outlives any restart) and of every other attempt
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server(home: Path, database_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "BATCHD_DATABASE_URL": database_url, "BATCHD_TIMEZONE": "UTC", "BATCHD_PARALLELISM": "4"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchd", "serve", "--insecure", "--host", "127.0.0.1", "--port", str(port),
+         "--home", str(home)],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(home / f"server-{port}.err", "wb"),  # noqa: SIM115
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                assert process.poll() is None, (home / f"server-{port}.err").read_text()
+                assert time.monotonic() < deadline, "batchd serve did not start"
+                time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def call(client: EnosClient, method: str, resource: str, action: str, **options: Any) -> Any:
+    envelope = client.call(method, resource, action, sign=False, **options)
+    assert envelope["code"] == 0, envelope
+    return envelope["data"]
+
+
+def ticking(marker: Path) -> str:
+    # Only a first attempt ticks `${ticks}` times; a retry ticks SHORT times.
+    return (f'n=${{ticks}}; [ "$BATCHD_ATTEMPT" = 1 ] || n={SHORT}; for i in $(seq $n); do echo "$BATCHD_TASK_INSTANCE_ID $$ $(date +%s.%N)" >> {marker}; '
+            f'echo tick $i; sleep 0.1; done')
+
+
+def test_kill_9_mid_run_then_restart(backend: Backend, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    marker = tmp_path / "ticks.txt"
+    settings = Settings.load(home=home, database_url=backend.database_url, environ={})
+    creds = run_in_transaction(settings, lambda conn: identity.bootstrap(
+        conn, org_id="o-kill", user_id="u-kill", user_name="tester"))
+    port = free_port()
+    client = EnosClient(f"http://127.0.0.1:{port}", creds.access_key, creds.secret_key, creds.org_id, creds.user_id)
+
+    with server(home, backend.database_url, port) as first:
+        root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
+        flow = {"type": 0, "cycle": "D", "cron": "", "owners": "", "visitors": "", "parameters": f'[{{"key":"ticks","value":"{SHORT}"}}]',
+                "tasks": [{"name": "w", "type": "COMMAND", "cmd": ticking(marker), "retryLimit": 1},
+                          {"name": "x", "type": "COMMAND", "cmd": "echo done"}],
+                "relations": [{"sourceTaskName": "w", "targetTaskName": "x", "rerun": True}]}
+        flow_id = call(client, "POST", "flows", "import",
+                       body={"flowName": "crash", "dirId": root, "flowJson": flow})["flowId"]
+        graph = json.loads(call(client, "GET", "flows", "get", query={"flowId": flow_id})["graph"])
+        w_id = next(int(t["taskId"]) for t in graph["tasks"] if t["taskName"] == "w")
+        now = int(time.time() * 1000)
+        base = now - now % MINUTE_MS - 10 * MINUTE_MS
+        accepted = [call(client, "POST", "flows", "updateAndTrigger", body={
+            "flowId": flow_id, "triggerTime": base + i * MINUTE_MS,
+            "parameters": [{"key": "ticks", "value": str(LONG if i == 0 else SHORT)}]})["flowInstanceId"]
+            for i in range(3)]
+        deadline = time.monotonic() + 20
+        while not marker.exists() or len(marker.read_text().splitlines()) < 4:
+            assert time.monotonic() < deadline, "the first task never started"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)  # reaped: its pid is gone, so the next server recovers at once
+
+    interrupted = f"{w_id}-{accepted[0].split('-', 1)[1]}"
+    with server(home, backend.database_url, port):
+        deadline = time.monotonic() + 60
+        for instance_id in accepted:
+            while (found := call(client, "GET", "flowInstances", "get", query={"flowInstId": instance_id}))[
+                    "statusDesc"] != "SUCCESS":
+                assert found["statusDesc"] in ("INIT", "WAIT", "RUNNING"), found
+                assert time.monotonic() < deadline, found
+                time.sleep(0.1)
+        task = call(client, "GET", "taskInstances", "get", query={"taskInstId": interrupted})
+        assert (task["stsDesc"], task["runNum"], task["recallNum"]) == ("SUCCESS", 2, 1)
+        log = call(client, "GET", "taskInstances", "getLog", query={"taskInstId": interrupted})["log"]
+
+    before, died, after = log.partition("died with batchd")
+    assert died, log
+    assert "run  num:\t1" in before and "tick 1\n" in before  # written before the kill, still there
+    assert "attempt:\t2" in after and f"tick {SHORT}\n" in after
+    ticks: dict[str, dict[str, list[float]]] = {}
+    for line in marker.read_text().splitlines():
+        instance_id, pid, moment = line.split()
+        ticks.setdefault(instance_id, {}).setdefault(pid, []).append(float(moment))
+    assert len(ticks) == 3 and len(ticks[interrupted]) == 2  # the killed attempt and its retry
+    killed = min(ticks[interrupted].values(), key=min)
+    assert len(killed) < LONG, "the orphan of the killed attempt was not killed"
+    for by_pid in ticks.values():
+        spans = sorted((min(times), max(times)) for times in by_pid.values())
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert end < start, f"two attempts ticked at the same time: {spans}"
+    spans = sorted((min(t), max(t)) for by_pid in ticks.values() for t in by_pid.values())
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end < start, "two instances of one workflow ran at the same time"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pytest.main([__file__, "-v"])
