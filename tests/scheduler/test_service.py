@@ -301,3 +301,17 @@ async def test_stop_returns_promptly_while_idle(harness: Harness) -> None:
     began = loop.time()
     await harness.stop(scheduler)
     assert loop.time() - began < 0.5
+
+
+async def test_the_resync_finds_a_change_the_poll_could_not_see(harness: Harness) -> None:
+    scheduler = harness.start(resync_seconds=10)
+    await harness.settle()
+    flow_id = await harness.add_flow()
+    harness.clock.advance(-3600)  # enabled with a time far behind the poll's window
+    await harness.update(flow_id, active=1)
+    harness.clock.advance(3600)
+    await harness.tick(times=5)
+    assert scheduler.planned(flow_id) is None and await harness.trigger_times(flow_id) == []
+    await harness.tick(times=5)  # the resync at +10 s: an hour since "enable", so the latest fire
+    assert scheduler.planned(flow_id) is not None
+    assert await harness.trigger_times(flow_id) == [T0 + 10]

@@ -241,7 +241,10 @@ class Scheduler:
         self._read_since_ms = int(self._clock.now() * 1000)
         async with self._database.transaction() as conn:
             rows = (await conn.execute(_FLOW_COLUMNS.where(flows.c.type == PERIODIC, flows.c.active == 1))).all()
-            last = await _last_fires(conn, None)
+            # Newest scheduled instances only for flows not planned yet: at start every flow (one
+            # grouped scan), at a later resync the few that slipped past the change poll.
+            fresh = [row.flow_id for row in rows if row.flow_id not in self._flows]
+            last = await _last_fires(conn, None if len(fresh) == len(rows) else fresh)
         keep = {row.flow_id for row in rows}
         for flow_id in [f for f in self._flows if f not in keep]:
             self._forget(flow_id)
@@ -400,6 +403,10 @@ async def _last_fires(conn: AsyncConnection, flow_ids: Iterable[int] | None) -> 
         .where(flow_instances.c.origin == "schedule")
         .group_by(flow_instances.c.flow_id)
     )
-    if flow_ids is not None:
-        query = query.where(flow_instances.c.flow_id.in_(list(flow_ids)))
-    return {flow_id: last for flow_id, last in (await conn.execute(query)).all()}
+    if flow_ids is None:
+        return {flow_id: last for flow_id, last in (await conn.execute(query)).all()}
+    wanted, found = list(flow_ids), {}
+    for first in range(0, len(wanted), 500):
+        chunk = query.where(flow_instances.c.flow_id.in_(wanted[first:first + 500]))
+        found.update({flow_id: last for flow_id, last in (await conn.execute(chunk)).all()})
+    return found
