@@ -54,6 +54,8 @@ def cron_for(index: int, period: int) -> str:
     minutes = period // 60
     if minutes <= 1:
         return f"{offset % 60} * * * * ?"
+    if minutes == 60:
+        return f"{offset % 60} {offset // 60} * * * ?"
     return f"{offset % 60} {offset // 60}/{minutes} * * * ?"
 
 
@@ -87,17 +89,24 @@ async def store_flows(database: Database, count: int, period: int) -> list[int]:
     return flow_ids
 
 
-def store_finished(db_path: Path, flow_ids: list[int], count: int, enable_at_ms: int) -> None:
-    """`count` finished instances (and one task instance each), older than any fire measured."""
+def store_finished(db_path: Path, flow_ids: list[int], count: int, period: int, *, newest: bool = False) -> None:
+    """`count` finished instances (and one task instance each): one per flow per day back from
+    now; with `newest`, instead each flow's last fire before now (origin schedule), as a running
+    scheduler would have left it, so the restart measured below has no missed fire to make."""
     conn = sqlite3.connect(db_path)
     definition = json.dumps(flow_json("0 * * * * ?"))
     day_ms = 86_400_000
+    now_s = int(time.time())
     rows, tasks = [], []
     for n in range(count):
-        flow_id = flow_ids[n % len(flow_ids)]
-        trigger = enable_at_ms - (n // len(flow_ids) + 1) * day_ms  # one per flow per day back
+        index = n % len(flow_ids)
+        flow_id = flow_ids[index]
+        if newest:
+            trigger, origin = (now_s - (now_s - index % period) % period) * 1000, "schedule"
+        else:
+            trigger = now_s * 1000 - (n // len(flow_ids) + 1) * day_ms
+            origin = "schedule" if n % 4 else "manual"
         suffix = time.strftime("%Y%m%d%H%M%S", time.gmtime(trigger / 1000))
-        origin = "schedule" if n % 4 else "manual"
         rows.append((f"{flow_id}-{suffix}", flow_id, "o1", f"flow-{flow_id}", 1, "alice", "alice", origin, 2, 0,
                      trigger, "2020-01-01", trigger, trigger + 5000, trigger, trigger + 5000, definition, "[]"))
         tasks.append((f"t{flow_id}-{suffix}", f"{flow_id}-{suffix}", 1, "extract", 2, 1, trigger, trigger + 5000, trigger))
@@ -105,6 +114,8 @@ def store_finished(db_path: Path, flow_ids: list[int], count: int, enable_at_ms:
             _insert_finished(conn, rows, tasks)
             rows, tasks = [], []
     _insert_finished(conn, rows, tasks)
+    # Fold the gigabyte of WAL into the database now, or the scheduler's first commits do it.
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
 
@@ -143,13 +154,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.copy(home / "batchd.db", cached)
         database = open_database(settings)
     setup_s = time.perf_counter() - began
+    if args.finished:
+        began = time.perf_counter()
+        await database.dispose()  # no pooled connection may pin the WAL during the bulk insert
+        store_finished(home / "batchd.db", flow_ids, args.finished - len(flow_ids), args.period)
+        store_finished(home / "batchd.db", flow_ids, len(flow_ids), args.period, newest=True)
+        print(f"stored {args.finished:,} finished instances in {time.perf_counter() - began:.0f} s", file=sys.stderr)
     enable_at_ms = int(time.time() * 1000)
     async with database.transaction() as conn:
         await conn.exec_driver_sql(f"UPDATE flows SET active = 1, update_time = {enable_at_ms}")
-    if args.finished:
-        began = time.perf_counter()
-        store_finished(home / "batchd.db", flow_ids, args.finished, enable_at_ms)
-        print(f"stored {args.finished:,} finished instances in {time.perf_counter() - began:.0f} s", file=sys.stderr)
 
     fired: list[Fired] = []
     scheduler = Scheduler(database, settings, batch_size=args.batch_size, on_fired=fired.append)
