@@ -24,9 +24,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -35,6 +33,7 @@ from batchd.config import Settings
 from batchd.engine import instances, progress, recovery
 from batchd.engine.progress import INTERRUPTED, Claim, DefinitionCache, Owner, Result
 from batchd.engine.status import Status
+from batchd.executors.base import Executor
 from batchd.runner.header import attempt_header
 from batchd.runner.records import AttemptOutcome, AttemptSpec
 from batchd.runner.variables import substitute
@@ -61,14 +60,6 @@ def wake_all(delay_s: float = 0.05) -> None:
         return
     for engine in list(_engines):
         loop.call_later(delay_s, engine.wake)
-
-
-class Executor(Protocol):
-    async def start(self) -> None: ...
-
-    async def submit(self, spec: AttemptSpec, on_started: Callable, cancel: asyncio.Event) -> AttemptOutcome: ...
-
-    async def stop(self) -> None: ...
 
 
 class Engine:

@@ -1,0 +1,85 @@
+"""Two engines on one database (two batchd processes on one PostgreSQL, or one SQLite file) never
+claim the same task: every task instance runs exactly once and every flow instance succeeds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from servicekit import Backend
+
+from batchd.api.context import Caller
+from batchd.catalog import directories, flows
+from batchd.config import Settings
+from batchd.engine.dispatcher import Engine
+from batchd.engine.instances import create_flow_instance
+from batchd.engine.progress import Owner
+from batchd.engine.status import Status
+from batchd.runner import AttemptOutcome, AttemptSpec
+from batchd.store import identity
+from batchd.store.database import open_database
+from batchd.store.tables import flow_instances, task_attempts
+
+FLOWS, TASKS = 6, 4
+
+
+class RecordingExecutor:
+    """Runs nothing: records which attempt it was given and succeeds after a short pause."""
+
+    def __init__(self, runs: list[tuple[str, int]]) -> None:
+        self.runs = runs
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(self, spec: AttemptSpec, on_started: object, cancel: asyncio.Event) -> AttemptOutcome:
+        self.runs.append((spec.task_instance_id, spec.attempt))
+        await asyncio.sleep(0.01)
+        return AttemptOutcome(exit_code=0, started_ms=0, ended_ms=1)
+
+
+async def scenario(settings: Settings) -> tuple[list[tuple[str, int]], list[int], int]:
+    database = open_database(settings)
+    await database.migrate()
+    caller = Caller(org_id="o-claims", user_id="u-claims", user_name="tester")
+    async with database.transaction() as conn:
+        await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
+        root = (await directories.list_directories(conn, caller))[0]["key"]
+        for f in range(FLOWS):
+            tasks = [{"name": f"t{i}", "type": "COMMAND", "cmd": "true"} for i in range(TASKS)]
+            relations = [{"sourceTaskName": "t0", "targetTaskName": f"t{i}", "rerun": True} for i in range(1, TASKS)]
+            flow_id = (await flows.import_flow(conn, caller, {"flowName": f"f{f}", "dirId": root, "flowJson": {
+                "type": 0, "cycle": "D", "cron": "", "tasks": tasks, "relations": relations}}))["flowId"]
+            await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
+    runs: list[tuple[str, int]] = []
+    engines = [Engine(database, settings, RecordingExecutor(runs), slots=3) for _ in range(2)]
+    # Both engines live in this one process; give the second the identity of another live process
+    # (our parent) so that crash recovery does not take it for a dead incarnation of the first.
+    engines[1].owner = Owner(owner="other:process", host=engines[0].owner.host, pid=os.getppid())
+    for engine in engines:
+        await engine.start()
+    try:
+        for _ in range(300):
+            async with database.transaction() as conn:
+                statuses = list((await conn.execute(sa.select(flow_instances.c.status))).scalars())
+            if all(s == Status.SUCCESS for s in statuses):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for engine in engines:
+            await engine.stop()
+    async with database.transaction() as conn:
+        attempts = (await conn.execute(sa.select(sa.func.count()).select_from(task_attempts))).scalar_one()
+    await database.dispose()
+    return runs, statuses, attempts
+
+
+def test_two_engines_never_claim_the_same_task(backend: Backend, tmp_path: Path) -> None:
+    settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
+    runs, statuses, attempts = asyncio.run(scenario(settings))
+    assert statuses == [Status.SUCCESS] * FLOWS
+    assert sorted(runs) == sorted(set(runs)) and len(runs) == FLOWS * TASKS == attempts
+    assert {attempt for _, attempt in runs} == {1}
