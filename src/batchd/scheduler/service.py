@@ -1,6 +1,6 @@
 """The `Scheduler`: one loop per batchd process turning due fire times into flow instances.
 
-Each pass of the loop, in this order:
+Each pass of the loop does these steps (fires before the change poll, see `_pass`):
 
 1. full load (at start, then every `resync_seconds` as a safety net): every enabled periodic
    flow (`type` 1, `active` 1) and, per flow, its newest instance of origin `schedule`, so a
@@ -222,11 +222,14 @@ class Scheduler:
             await self._load_all()
             self._next_resync = now + self._resync_seconds
             self._next_poll = now + self._poll_seconds
-        elif self._changes_requested or now >= self._next_poll:
+        # Fires before the change poll: both fall on whole seconds, and a fire need not wait for
+        # the poll, since each fire re-reads its flow's row anyway (step 3).
+        busy = await self._fire_due(int(self._clock.now()))
+        if self._changes_requested or now >= self._next_poll:
             self._changes_requested = False
             await self._load_changes()
             self._next_poll = now + self._poll_seconds
-        return await self._fire_due(int(self._clock.now()))
+        return busy
 
     async def _sleep_until(self, deadline: float) -> None:
         if self._stopping:
