@@ -84,3 +84,11 @@ def test_token_service_refuses_nul(service: Service) -> None:
     response = HTTP.post(f"{service.base_url}/apim-token-service/v2.0/token/get", json=body)
     assert response.json()["status"] == 1004
     assert "NUL" in response.json()["msg"]
+
+
+def test_readyz_documents_its_503(service: Service) -> None:
+    """/readyz answers 503 when the database is gone or behind; the description says so."""
+    schema = HTTP.get(service.base_url + "/openapi.json").json()
+    responses = schema["paths"]["/readyz"]["get"]["responses"]
+    assert set(responses) == {"200", "503"}
+    assert responses["503"]["content"]["application/json"]["schema"]["required"] == ["status", "reason"]

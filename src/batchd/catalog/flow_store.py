@@ -58,8 +58,11 @@ async def find_flow(conn: AsyncConnection, flow_id: int, *, version: int | None 
     flow does not exist. For the system's own readers (scheduler, engine, the `batchd flows` CLI);
     API operations use `load_flow`, which applies the caller's organisation."""
     row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
-    if row is None:
-        return None
+    return None if row is None else await _flow_of_row(conn, row, version)
+
+
+async def _flow_of_row(conn: AsyncConnection, row: sa.Row, version: int | None) -> StoredFlow:
+    flow_id = row.flow_id
     if version is None or version == row.version:
         flow = _stored(row)
         return dataclasses.replace(flow, definition=await with_current_link_names(conn, flow.definition))
@@ -78,11 +81,10 @@ async def find_flow(conn: AsyncConnection, flow_id: int, *, version: int | None 
 
 async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version: int | None = None) -> StoredFlow:
     """The flow as of `version` (current when None); another organisation's flow is not found."""
-    owner = (await conn.execute(sa.select(flows.c.org_id).where(flows.c.flow_id == flow_id))).scalar_one_or_none()
-    flow = await find_flow(conn, flow_id, version=version) if owner == org_id else None
-    if flow is None:
+    row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
+    if row is None or row.org_id != org_id:
         raise _not_found(flow_id)
-    return flow
+    return await _flow_of_row(conn, row, version)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -275,15 +277,13 @@ async def check_no_dependency_cycle(conn: AsyncConnection, flow_id: int, upstrea
 
 
 async def assign_task_ids(conn: AsyncConnection, definition: FlowDefinition) -> FlowDefinition:
-    new_tasks = []
-    for task in definition.tasks:
-        if task.task_id is None:
-            task = dataclasses.replace(task, task_id=await ids.next_id(conn, TASK_COUNTER))
-        new_tasks.append(task)
+    """Give every task without an id a new one, all taken from the counter in one statement."""
+    fresh = iter(await ids.next_ids(conn, TASK_COUNTER, sum(t.task_id is None for t in definition.tasks)))
+    new_tasks = [t if t.task_id is not None else dataclasses.replace(t, task_id=next(fresh)) for t in definition.tasks]
     return dataclasses.replace(definition, tasks=tuple(new_tasks))
 
 
-def _columns(definition: FlowDefinition) -> dict[str, object]:
+def _columns(definition: FlowDefinition, document: str) -> dict[str, object]:
     """The `flows` columns mirrored from the definition, for queries that never parse documents.
 
     Owners and visitors are stored normalised as `;a;b;` so `LIKE '%;name;%'` finds a user.
@@ -296,7 +296,7 @@ def _columns(definition: FlowDefinition) -> dict[str, object]:
         "cron": definition.cron,
         "cycle": definition.cycle.value,
         "start_date": definition.start_date.isoformat() if definition.start_date else "",
-        "definition": to_document(definition),
+        "definition": document,
     }
 
 
@@ -305,7 +305,7 @@ async def insert_flow(conn: AsyncConnection, flow: StoredFlow) -> None:
     await conn.execute(sa.insert(flows).values(
         flow_id=flow.flow_id, org_id=flow.org_id, dir_id=flow.dir_id, creator=flow.creator,
         active=int(flow.active), entry=flow.entry, version=flow.version, create_time=flow.create_time_ms,
-        update_time=flow.update_time_ms, update_user=flow.update_user, **_columns(flow.definition),
+        update_time=flow.update_time_ms, update_user=flow.update_user, **_columns(flow.definition, document),
     ))
     await _write_tasks(conn, flow.flow_id, (), flow.definition.tasks)
     await _write_dependencies(conn, flow.flow_id, flow.definition)
@@ -314,14 +314,15 @@ async def insert_flow(conn: AsyncConnection, flow: StoredFlow) -> None:
 
 async def update_flow(conn: AsyncConnection, before: StoredFlow, after: StoredFlow) -> None:
     """Write `after` as the new current version of the flow `before` was loaded as."""
+    document = to_document(after.definition)
     await conn.execute(sa.update(flows).where(flows.c.flow_id == after.flow_id).values(
         active=int(after.active), version=after.version, update_time=after.update_time_ms,
-        update_user=after.update_user, **_columns(after.definition),
+        update_user=after.update_user, **_columns(after.definition, document),
     ))
     await _write_tasks(conn, after.flow_id, before.definition.tasks, after.definition.tasks)
     await conn.execute(sa.delete(flow_dependencies).where(flow_dependencies.c.flow_id == after.flow_id))
     await _write_dependencies(conn, after.flow_id, after.definition)
-    await _write_version(conn, after, to_document(after.definition))
+    await _write_version(conn, after, document)
 
 
 async def _write_tasks(conn: AsyncConnection, flow_id: int, old: tuple[TaskDefinition, ...],

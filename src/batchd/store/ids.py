@@ -17,17 +17,24 @@ from batchd.store.tables import id_counters
 
 async def next_id(conn: AsyncConnection, name: str) -> int:
     """The next value of counter `name` (1 for a new counter); never returns the same value twice."""
+    return (await next_ids(conn, name, 1))[0]
+
+
+async def next_ids(conn: AsyncConnection, name: str, count: int) -> list[int]:
+    """The next `count` values of counter `name` in one statement (an import takes one per task)."""
+    if count < 1:
+        return []
     increment = (
         sa.update(id_counters)
         .where(id_counters.c.name == name)
-        .values(value=id_counters.c.value + 1)
+        .values(value=id_counters.c.value + count)
         .returning(id_counters.c.value)
     )
     value = (await conn.execute(increment)).scalar_one_or_none()
     if value is None:
         await insert_if_absent(conn, id_counters, name=name, value=0)
         value = (await conn.execute(increment)).scalar_one()
-    return int(value)
+    return list(range(int(value) - count + 1, int(value) + 1))
 
 
 async def reserve_at_least(conn: AsyncConnection, name: str, value: int) -> None:
