@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from servicekit import EnosClient
-from test_runs_api import MINUTE_MS, failed, import_flow, instance, ok, past, task, task_log, trigger, wait_for
+from test_flows_api import failed, ok
+from test_runs_api import MINUTE_MS, import_flow, instance, past, task, task_log, trigger, wait_for
 
 
 def search(client: EnosClient, **body: Any) -> dict[str, Any]:

@@ -13,18 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from servicekit import EnosClient, Service
+from test_flows_api import failed, ok
 
 MINUTE_MS = 60_000
-
-
-def ok(envelope: dict[str, Any]) -> Any:
-    assert (envelope["code"], envelope["msg"]) == (0, "OK"), envelope
-    return envelope["data"]
-
-
-def failed(envelope: dict[str, Any], code: int) -> str:
-    assert envelope["code"] == code and envelope["data"] is None, envelope
-    return envelope["msg"]
 
 
 def task(name: str, cmd: str, **fields: Any) -> dict[str, Any]:
