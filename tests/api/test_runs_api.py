@@ -308,3 +308,24 @@ def test_who_may_trigger_and_who_sees_instances(client: EnosClient, make_user: A
     # deleting the workflow deletes its instances
     assert ok(client.call("GET", "flows", "delete", query={"flowId": flow_id})) == ""
     assert failed(client.call("GET", "flowInstances", "get", query={"flowInstId": instance_id}), 62102)
+
+
+def test_python_tasks_plugin_kinds_and_empty_workflows(client: EnosClient) -> None:
+    flow_id, ids = import_flow(client, "kinds", [
+        task("py", "import sys\nprint('python', sys.version_info[0])", type="PYTHON"),
+        task("hive", "select 1", type="HIVE"),
+    ])
+    instance_id = trigger(client, flow_id, past(1))
+    found = wait_for(client, instance_id, "FAIL")
+    wait_for_task = time.monotonic() + 10
+    while node_statuses(instance(client, instance_id))["py"] != "SUCCESS":
+        assert time.monotonic() < wait_for_task
+        time.sleep(0.1)
+    assert node_statuses(found)["hive"] == "FAIL"
+    assert "python 3\n" in ok(task_log(client, ids["py"], instance_id))["log"]
+    assert "HIVE" in ok(task_log(client, ids["hive"], instance_id))["log"]  # the runner says why
+
+    empty_id, _ = import_flow(client, "empty", [])
+    for action, extra in (("trigger", {}), ("updateAndTrigger", {"parameters": []})):
+        refused = client.call("POST", "flows", action, body={"flowId": empty_id, "triggerTime": past(1), **extra})
+        assert failed(refused, 62104) == "This workflow has no task. You cannot trigger it."
