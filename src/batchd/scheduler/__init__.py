@@ -4,3 +4,8 @@
 - `service` — `Scheduler(database, settings)`: the loop that loads flows, sleeps until the next
               due time (or a change), creates instances through the engine, and reschedules.
 """
+
+from batchd.scheduler.plan import MissedFirePolicy
+from batchd.scheduler.service import Scheduler
+
+__all__ = ["MissedFirePolicy", "Scheduler"]
