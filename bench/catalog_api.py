@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCHD = [sys.executable, "-m", "batchd"]
 TASKS = 50
 TARGETS_MS = {"import": 5.0, "get": 2.0, "search": 20.0}
+# `floor`: Get Current Time, the cheapest call there is (no database work but the transaction):
+# what HTTP, the framework, signing and the access log cost before any catalogue work.
 
 
 # --- realistic workflows -----------------------------------------------------------------------
@@ -286,7 +288,10 @@ def run_mode(base_url: str, creds: dict[str, str], dir_id: str, *, signed: bool,
                                "sorters": [{"field": "updateTime", "order": "DESC"}]}}
         return lambda http: client.call("POST", "flows", "search", body=body, http=http)
 
-    makers = {"import": import_call, "get": get_call, "search": search_call}
+    def floor_call(i: int) -> Callable[[httpx.Client | None], Any]:
+        return lambda http: client.call("GET", "time", "getCurrentTime", http=http)
+
+    makers = {"floor": floor_call, "import": import_call, "get": get_call, "search": search_call}
     # Warm-up: first calls pay for imports, caches and connection set-up.
     for make in makers.values():
         for i in range(10):
@@ -348,9 +353,10 @@ def main() -> None:
     print(f"{'mode':9} {'operation':8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}  target p50")
     for mode, ops in results.items():
         for name, row in ops.items():
-            verdict = "met" if row["p50"] < TARGETS_MS[name] else "MISSED"
+            target = TARGETS_MS.get(name)
+            verdict = "" if target is None else f"< {target:g} ms " + ("met" if row["p50"] < target else "MISSED")
             print(f"{mode:9} {name:8} {row['p50']:8.2f} {row['p95']:8.2f} {row['p99']:8.2f} {row['rps']:8.0f}  "
-                  f"< {TARGETS_MS[name]:g} ms {verdict}")
+                  f"{verdict}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
