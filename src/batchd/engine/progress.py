@@ -74,8 +74,13 @@ async def _set_flow(conn: AsyncConnection, instance_id: str, status: int, event:
                     **values: object) -> Status | None:
     target = flow_target(status, event)
     if target is not None and target != status:
-        await conn.execute(sa.update(flow_instances).where(flow_instances.c.instance_id == instance_id)
-                           .values(status=int(target), updated_at=now, **values))
+        # Compare-and-set on the status read: a concurrent change (a cancel) wins, this one is dropped.
+        changed = await conn.execute(
+            sa.update(flow_instances)
+            .where(flow_instances.c.instance_id == instance_id, flow_instances.c.status == int(status))
+            .values(status=int(target), updated_at=now, **values).returning(flow_instances.c.instance_id))
+        if changed.first() is None:
+            return None
     return target
 
 
@@ -83,8 +88,12 @@ async def _set_task(conn: AsyncConnection, instance_id: str, status: int, event:
                     **values: object) -> Status | None:
     target = task_target(status, event)
     if target is not None:
-        await conn.execute(sa.update(task_instances).where(task_instances.c.instance_id == instance_id)
-                           .values(status=int(target), **values))
+        changed = await conn.execute(
+            sa.update(task_instances)
+            .where(task_instances.c.instance_id == instance_id, task_instances.c.status == int(status))
+            .values(status=int(target), **values).returning(task_instances.c.instance_id))
+        if changed.first() is None:
+            return None
     return target
 
 
