@@ -22,26 +22,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchd.runner import kill_process_group
 from batchd.engine.progress import INTERRUPTED, DefinitionCache, Owner, Result, record_outcome
+from batchd.runner import kill_process_group
+from batchd.runner.process import process_alive
 from batchd.store.tables import task_attempts
 
 DIED_LINE = "batchd: this attempt died with batchd (process {owner} is gone); its process group was killed\n"
-
-
-def pid_alive(pid: int) -> bool:
-    """True when `pid` runs and is not a zombie (a killed parent not yet reaped counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 def _is_dead(row: sa.Row, me: Owner, now: int) -> bool:
@@ -51,7 +37,7 @@ def _is_dead(row: sa.Row, me: Owner, now: int) -> bool:
         return True
     if row.owner_host != me.host:
         return False
-    return row.owner_pid == me.pid or not pid_alive(row.owner_pid)
+    return row.owner_pid == me.pid or not process_alive(row.owner_pid)
 
 
 async def declare_dead_attempts(conn: AsyncConnection, me: Owner, now: int, cache: DefinitionCache) -> list[str]:
