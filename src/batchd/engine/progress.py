@@ -155,10 +155,15 @@ async def _advance_tasks(conn: AsyncConnection, instance_id: str, status: int, c
         await _set_flow(conn, instance_id, status, FlowEvent.ALL_DONE, now, end_time=end)
         return
     definition = await _load_definition(conn, cache, instance_id)
+    # One walk over the relations per pass: scanning them per task made a pass over a 1,000-task
+    # workflow quadratic, long enough to hold SQLite's write lock past other requests' timeout.
+    upstream_of: dict[str, list[str]] = {}
+    for relation in definition.relations:
+        upstream_of.setdefault(relation.target, []).append(relation.source)
     for row in rows:
         if row.status not in (Status.INIT, Status.WAIT):
             continue
-        upstream = [r.source for r in definition.relations if r.target == row.task_name]
+        upstream = upstream_of.get(row.task_name, ())
         if not all(by_name[name].status in DONE_FOR_DOWNSTREAM for name in upstream if name in by_name):
             continue  # stays INIT until its upstream tasks are done
         waiting = (row.not_before is not None and row.not_before > now) or not await _links_satisfied(

@@ -1,0 +1,138 @@
+"""Trigger-to-SUCCESS time of a 1,000-task workflow of `true` tasks, beside the spawn floor.
+
+Shapes: a chain (each task after the previous one), a fan-out (one root, 999 children) and a
+10-wide layered DAG (100 layers of 10, each task after every task of the layer before). The
+floor is the same number of `true` processes spawned by a plain asyncio loop with the same
+parallelism. batchd runs as a real `batchd serve --insecure` on loopback with a fresh SQLite
+home; the time is from the Trigger Flow call to the instance reading SUCCESS (polled every 50 ms).
+
+    .venv/bin/python bench/engine_dag.py [--tasks 1000] [--rounds 3] [--parallelism 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+BASE = "/batch-processing-service/v2.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def flow_json(shape: str, n: int) -> dict:
+    names = [f"t{i:04d}" for i in range(n)]
+    if shape == "chain":
+        relations = [(names[i - 1], names[i]) for i in range(1, n)]
+    elif shape == "fanout":
+        relations = [(names[0], names[i]) for i in range(1, n)]
+    else:  # layered, 10 wide
+        width = 10
+        layers = [names[i:i + width] for i in range(0, n, width)]
+        relations = [(a, b) for up, down in zip(layers, layers[1:]) for a in up for b in down]
+    return {
+        "cycle": "D", "cron": "0 0 0 * * ? *", "parameters": "[]", "submitter": "bench", "owners": "u",
+        "visitors": "", "type": 0, "desc": "", "startTime": "2024-01-01", "syncType": 1, "alertMode": 0,
+        "tasks": [{"name": name, "resource": "default", "type": "SHELL", "cmd": "true", "submitter": "",
+                   "filePackage": "", "cron": "", "priorityLevel": 0, "timeout": 60, "retryLimit": 0,
+                   "retryInterval": 0, "successCode": "0", "waitCode": "", "asLink": False,
+                   "runMode": "{\"taskMode\":1}", "syncType": 1} for name in names],
+        "relations": [{"sourceTaskName": a, "targetTaskName": b, "rerun": True} for a, b in relations],
+        "flowLinks": [], "taskLinks": [], "linkRelations": [],
+    }
+
+
+def call(client: httpx.Client, method: str, resource: str, action: str, body: dict | None = None, **query) -> object:
+    params = {"action": action, "orgId": "o", "userId": "u", **query}
+    response = client.request(method, f"{BASE}/{resource}", params=params,
+                              content=None if body is None else json.dumps(body))
+    envelope = response.json()
+    if envelope.get("code") != 0:
+        raise RuntimeError(f"{action}: {envelope}")
+    return envelope["data"]
+
+
+async def floor(n: int, parallelism: int) -> float:
+    slots = asyncio.Semaphore(parallelism)
+
+    async def one() -> None:
+        async with slots:
+            proc = await asyncio.create_subprocess_exec("true")
+            await proc.wait()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="batchd-bench-engine-"))
+    env = {**os.environ, "BATCHD_PARALLELISM": str(args.parallelism)}
+    batchd = [sys.executable, "-m", "batchd"]
+    subprocess.run([*batchd, "admin", "bootstrap", "--home", str(home), "--org", "o", "--user", "u", "--json"],
+                   check=True, capture_output=True, env=env)
+    port = free_port()
+    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed with the server below
+    server = subprocess.Popen([*batchd, "serve", "--insecure", "--home", str(home), "--port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    print(f"server log: {home / 'server.log'}", file=sys.stderr)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for _ in range(200):
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
+            print(f"{'shape':10} {'batchd s':>10} {'floor s':>9} {'ratio':>7} {'ms/task':>8}")
+            for shape in ("chain", "fanout", "layered"):
+                flow_id = call(client, "POST", "flows", "import", {
+                    "flowName": f"bench-{shape}", "desc": "", "dirId": root,
+                    "flowJson": flow_json(shape, args.tasks)})["flowId"]
+                ours, floors = [], []
+                for round_no in range(args.rounds):
+                    trigger_ms = int(time.time() * 1000) - 60_000 * (round_no + 1) * 10
+                    began = time.perf_counter()
+                    inst = call(client, "POST", "flows", "trigger", {"flowId": flow_id, "triggerTime": trigger_ms})
+                    inst_id = inst["flowInstanceId"]
+                    while True:
+                        data = call(client, "GET", "flowInstances", "get", flowInstId=inst_id)
+                        if data["status"] == 1:
+                            break
+                        if data["status"] in (-1, 4, 7, 8) or time.perf_counter() - began > args.timeout:
+                            raise RuntimeError(f"{shape}: instance ended {data['statusDesc']}")
+                        time.sleep(0.05)
+                    ours.append(time.perf_counter() - began)
+                    floors.append(asyncio.run(floor(args.tasks, args.parallelism)))
+                a, b = statistics.median(ours), statistics.median(floors)
+                print(f"{shape:10} {a:10.2f} {b:9.2f} {a / b:7.2f} {1000 * (a - b) / args.tasks:8.2f}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
