@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from batchd.errors import InvalidParameter
+
+T = TypeVar("T")
 
 _MISSING = object()
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -178,3 +180,24 @@ class FieldReader:
                 f"{self.at(key)}: invalid JSON inside the string: {error.msg} "
                 f"at line {error.lineno} column {error.colno}"
             ) from None
+
+
+def sorters(pagination: FieldReader | None, allowed: Mapping[str, T], hint: str) -> list[tuple[T, bool]]:
+    """The `pagination.sorters` of a search body as (sort key, descending) pairs, in order.
+
+    `allowed` maps every accepted field name (camelCase and snake_case alike) to the caller's
+    sort key; an unknown name is EnOS's 62102 "The sorters field parameter is invalid", followed
+    by `hint` (which names to use). `order` is ASC (default) or DESC, in any case.
+    """
+    result: list[tuple[T, bool]] = []
+    for i, sorter in enumerate(pagination.objects("sorters") if pagination else []):
+        name = sorter.text("field", required=True)
+        if name not in allowed:
+            raise InvalidParameter(
+                f"pagination.sorters[{i}].field: The sorters field parameter is invalid: {show(name)} ({hint})"
+            )
+        direction = sorter.text("order", default="ASC").strip().upper() or "ASC"
+        if direction not in ("ASC", "DESC"):
+            raise InvalidParameter(f"pagination.sorters[{i}].order: {show(direction)} is not ASC or DESC")
+        result.append((allowed[name], direction == "DESC"))
+    return result

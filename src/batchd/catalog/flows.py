@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog import flow_store
 from batchd.catalog.editing import apply_save
-from batchd.catalog.fields import INT64_MAX, FieldReader, show, to_int
+from batchd.catalog.fields import INT64_MAX, FieldReader, show, sorters, to_int
 from batchd.catalog.model import StoredFlow, UserList
 from batchd.catalog.permissions import Caller, can_read, is_owner, owns, require_owner, visits
 from batchd.catalog.shapes import UTC, export_definition, flow_detail, my_flow_item, page_flow
@@ -152,19 +152,8 @@ def _fuzzy(conn: AsyncConnection, expression: str | None) -> sa.ColumnElement[bo
 
 
 def _order_by(pagination: FieldReader | None) -> list[sa.ColumnElement[Any]]:
-    order: list[sa.ColumnElement[Any]] = []
-    for i, sorter in enumerate(pagination.objects("sorters") if pagination else []):
-        name = sorter.text("field", required=True)
-        if name not in SORT_COLUMNS:
-            raise InvalidParameter(
-                f"pagination.sorters[{i}].field: The sorters field parameter is invalid: {show(name)} "
-                "(use createTime, updateTime or startTime, or create_time, update_time, start_time)"
-            )
-        direction = sorter.text("order", default="ASC").strip().upper() or "ASC"
-        if direction not in ("ASC", "DESC"):
-            raise InvalidParameter(f"pagination.sorters[{i}].order: {show(direction)} is not ASC or DESC")
-        column = SORT_COLUMNS[name]
-        order.append(column.desc() if direction == "DESC" else column.asc())
+    order = [column.desc() if descending else column.asc()
+             for column, descending in sorters(pagination, SORT_COLUMNS, "use createTime, updateTime or startTime, or create_time, update_time, start_time")]
     return [*order, flows.c.flow_id.asc()]
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog import flow_store
-from batchd.catalog.fields import FieldReader, show, to_int
+from batchd.catalog.fields import FieldReader, show, sorters, to_int
 from batchd.catalog.model import FlowDefinition, UserList
 from batchd.catalog.permissions import Caller, owns, require_owner
 from batchd.catalog.shapes import from_document
@@ -149,19 +149,8 @@ def _statuses(value: Any) -> list[int] | None:
 
 
 def _order_by(pagination: FieldReader | None) -> list[Any]:
-    order: list[Any] = []
-    for i, sorter in enumerate(pagination.objects("sorters") if pagination else []):
-        name = sorter.text("field", required=True)
-        if name not in SORT_COLUMNS:
-            raise InvalidParameter(
-                f"pagination.sorters[{i}].field: The sorters field parameter is invalid: {show(name)} "
-                "(use createTime, updateTime, startTime, triggerTime or endTime, or their snake_case)"
-            )
-        direction = sorter.text("order", default="ASC").strip().upper() or "ASC"
-        if direction not in ("ASC", "DESC"):
-            raise InvalidParameter(f"pagination.sorters[{i}].order: {show(direction)} is not ASC or DESC")
-        column = SORT_COLUMNS[name]
-        order.append(column.desc() if direction == "DESC" else column.asc())
+    order = [column.desc() if descending else column.asc()
+             for column, descending in sorters(pagination, SORT_COLUMNS, "use createTime, updateTime, startTime, triggerTime or endTime, or their snake_case")]
     return [*order, flow_instances.c.trigger_time.desc(), flow_instances.c.instance_id.asc()]
 
 
