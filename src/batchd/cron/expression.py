@@ -71,6 +71,19 @@ def _next_value(values: tuple[int, ...], current: int) -> tuple[int, bool]:
     return (values[0], True) if found is None else (found, False)
 
 
+def _days_until(current_dow: int, wanted_dow: int) -> int:
+    """Days from weekday `current_dow` forward to weekday `wanted_dow` (Java numbering, 1 = Sunday).
+
+    Written as Quartz writes it rather than as `% 7`: Quartz accepts weekday numbers past 7 in
+    `n#k` (`9#2`), and for those the two forms differ.
+    """
+    if current_dow < wanted_dow:
+        return wanted_dow - current_dow
+    if current_dow > wanted_dow:
+        return wanted_dow + (7 - current_dow)
+    return 0
+
+
 def _last_day_of_month(month: int, year: int) -> int:
     return _gregorian.monthrange(year, month)[1]
 
@@ -196,11 +209,7 @@ class CronExpression:
                 if f.last_day_of_week:
                     dow = f.days_of_week[0]
                     c_dow = cl.day_of_week()
-                    days_to_add = 0
-                    if c_dow < dow:
-                        days_to_add = dow - c_dow
-                    if c_dow > dow:
-                        days_to_add = dow + (7 - c_dow)
+                    days_to_add = _days_until(c_dow, dow)
                     l_day = _last_day_of_month(mon, cl.year)
                     if day + days_to_add > l_day:
                         cl.set(second=0, minute=0, hour=0, day=1, month0=mon)
@@ -214,11 +223,7 @@ class CronExpression:
                 elif f.nth_day_of_week != 0:
                     dow = f.days_of_week[0]
                     c_dow = cl.day_of_week()
-                    days_to_add = 0
-                    if c_dow < dow:
-                        days_to_add = dow - c_dow
-                    elif c_dow > dow:
-                        days_to_add = dow + (7 - c_dow)
+                    days_to_add = _days_until(c_dow, dow)
                     day_shifted = days_to_add > 0
                     day += days_to_add
                     week_of_month = day // 7
@@ -238,11 +243,7 @@ class CronExpression:
                     found = _ceiling(f.days_of_week, c_dow)
                     if found is not None:
                         dow = found
-                    days_to_add = 0
-                    if c_dow < dow:
-                        days_to_add = dow - c_dow
-                    if c_dow > dow:
-                        days_to_add = dow + (7 - c_dow)
+                    days_to_add = _days_until(c_dow, dow)
                     l_day = _last_day_of_month(mon, cl.year)
                     if day + days_to_add > l_day:
                         cl.set(second=0, minute=0, hour=0, day=1, month0=mon)
