@@ -120,6 +120,7 @@ flows = sa.Table(
     sa.Index(None, "org_id", "name"),
     # Everything Search Flow reads (migration 0003): the rows themselves carry the large definition.
     sa.Index("ix_flows_search", "org_id", "name", "flow_id", "update_time", "create_time", "start_date"),
+    sa.Index("ix_flows_update_time", "update_time"),  # the scheduler's change poll (migration 0004)
 )
 
 flow_versions = sa.Table(
@@ -183,6 +184,8 @@ flow_instances = sa.Table(
     sa.Column("definition", sa.Text, nullable=False),  # the flow's stored document at creation
     sa.Column("parameters", sa.Text, nullable=False),  # effective [{"key","value"}] JSON text
     sa.Index(None, "flow_id", "status"),
+    # The newest scheduled fire of each workflow (migration 0004).
+    sa.Index("ix_flow_instances_last_fire", "flow_id", "origin", "trigger_time"),
     sa.Index(None, "org_id", "trigger_time"),
     sa.Index(None, "status"),
 )
