@@ -63,6 +63,8 @@ def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> di
 
 _STR, _INT, _BOOL, _NUM = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
 _INT_TEXT = {"type": ["integer", "string"], "description": "a number, or a string of digits"}
+_STATUS = {"type": "integer", "minimum": -1, "maximum": 10, "description": "spec §2.4 status code"}
+_WIRE_TIME = {"type": ["string", "null"], "description": "yyyy-MM-dd HH:mm:ss in the server zone; null until it happens"}
 
 #: The `data` of each successful answer (spec §2-§3), by component name.
 DATA_SCHEMAS: dict[str, Any] = {
@@ -105,9 +107,38 @@ DATA_SCHEMAS: dict[str, Any] = {
         "editable": _BOOL, "title": _STR, "type": _INT, "key": _INT, "isDirectory": {"const": False},
     }),
     "TimeZone": _object({"timezone": {"type": "string", "pattern": r"^GMT[+-]\d{1,2}(:\d{2})?$"}}),
+    "FlowInstanceId": _object({"flowInstanceId": {"type": "string", "pattern": r"^\d+-\d{14}$"}}),
+    "FlowInstance": _object({
+        "instanceId": _STR, "flowId": _INT, "flowName": _STR, "freq": _STR, "cycle": _STR,
+        "parameters": {"type": "string", "description": "the run's [{key, value}] as JSON text"},
+        "doAs": _STR, "status": _STATUS, "statusDesc": _STR, "triggerTime": _WIRE_TIME, "startTime": _WIRE_TIME,
+        "endTime": _WIRE_TIME, "timestamp": _STR, "virtual": _BOOL, "owner": _STR, "alertMode": _INT,
+        "calDt": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "description": "business date"},
+        "hasEditPri": _BOOL, "hasReadPri": _BOOL, "isCancelled": _BOOL, "type": _INT,
+        "graph": {"type": "string", "description": "InstanceGraph (spec §2.14) as JSON text; Get only"},
+    }, optional=("graph",)),
+    "FlowInstancePage": _object({
+        "flowInsts": {"type": "array", "items": _ref("FlowInstance")},
+        "count": {"type": "integer", "minimum": 0, "description": "all matches, not just this page"},
+    }),
+    "TaskInstance": _object({
+        "instanceId": _STR, "taskId": _INT, "taskName": _STR, "cycle": _STR, "status": _STATUS, "stsDesc": _STR,
+        "runNum": _INT, "type": {"description": "legacy task type code, or the definition's own type"},
+        "syncType": _INT, "freq": {"type": ["string", "null"]}, "ifPre": {"type": "integer", "enum": [0, 1]},
+        "recallNum": _INT, "triggerTime": _WIRE_TIME, "timeout": _INT, "recallLimit": _INT,
+        "recallInterval": _INT, "startTime": _WIRE_TIME, "endTime": _WIRE_TIME, "timeStamp": _STR,
+        "isTimeout": _BOOL, "flowInstId": _STR, "doAs": _STR, "alert": _BOOL, "runMode": _STR, "cmd": _STR,
+        "hasResourceBefore": _BOOL, "resourceName": _STR, "fileName": _STR, "resourceVersion": _STR,
+    }),
+    "TaskLog": _object({"log": {"type": "string", "description": "every attempt under its header, oldest first"}}),
 }
 
 _EMPTY = {"type": "string", "const": "", "description": "no result"}
+_EPOCH_MS = {"type": ["integer", "string"], "description": "epoch milliseconds (digits as a string also accepted)"}
+_PAGINATION = _object({
+    "pageNo": _INT_TEXT, "pageSize": _INT_TEXT,
+    "sorters": {"type": "array", "items": _object({"field": _STR, "order": _STR}, optional=("order",))},
+}, optional=("pageNo", "sorters"))
 
 #: Per (resource, method, action): `data` on success, extra query parameters, request body.
 #: `test_description_covers_every_operation` keeps this in step with the registered operations.
@@ -149,14 +180,42 @@ ACTION_DOCS: dict[tuple[str, str, str], dict[str, Any]] = {
     },
     ("flows", "POST", "enable"): {"data": _EMPTY, "body": _object({"flowId": _INT_TEXT})},
     ("flows", "POST", "disable"): {"data": _EMPTY, "body": _object({"flowId": _INT_TEXT})},
+    ("flows", "POST", "trigger"): {
+        "data": _ref("FlowInstanceId"),
+        "body": _object({"flowId": _INT_TEXT, "triggerTime": _EPOCH_MS}, optional=("triggerTime",)),
+    },
+    ("flows", "POST", "triggerFromTask"): {
+        "data": _ref("FlowInstanceId"),
+        "body": _object({"flowId": _INT_TEXT, "taskId": _INT_TEXT, "triggerTime": _EPOCH_MS},
+                        optional=("triggerTime",)),
+    },
+    ("flows", "POST", "updateAndTrigger"): {
+        "data": _ref("FlowInstanceId"),
+        "body": _object({
+            "flowId": _INT_TEXT, "triggerTime": _EPOCH_MS,
+            "parameters": {"type": ["array", "string", "object"],
+                           "description": "[{key, value}] for this run only (or that array as JSON text)"},
+        }, optional=("triggerTime", "parameters")),
+    },
+    ("flowInstances", "GET", "get"): {"data": _ref("FlowInstance"), "query": ["flowInstId"]},
+    ("flowInstances", "POST", "search"): {
+        "data": _ref("FlowInstancePage"),
+        "body": _object({
+            "flowId": _INT_TEXT, "type": _INT_TEXT, "owner": _STR, "expression": _STR,
+            "fromTriggerTime": _EPOCH_MS, "toTriggerTime": _EPOCH_MS,
+            "status": {"type": ["string", "array"], "description": "status codes, comma-separated or a list"},
+            "pagination": _PAGINATION,
+        }, optional=("flowId", "type", "owner", "expression", "fromTriggerTime", "toTriggerTime", "status",
+                     "pagination")),
+    },
+    ("flowInstances", "POST", "cancel"): {"data": _EMPTY, "body": _object({"flowInstId": _STR})},
+    ("taskInstances", "GET", "get"): {"data": _ref("TaskInstance"), "query": ["taskInstId"]},
+    ("taskInstances", "GET", "getLog"): {"data": _ref("TaskLog"), "query": ["taskInstId", "maxLength"]},
     ("flows", "POST", "search"): {
         "data": {"type": "array", "items": _ref("PageFlow")},
         "body": _object({
             "expression": _STR,
-            "pagination": _object({
-                "pageNo": _INT_TEXT, "pageSize": _INT_TEXT,
-                "sorters": {"type": "array", "items": _object({"field": _STR, "order": _STR}, optional=("order",))},
-            }, optional=("pageNo", "sorters")),
+            "pagination": _PAGINATION,
         }, optional=("expression", "pagination")),
     },
 }
@@ -172,6 +231,9 @@ _QUERY_PARAMETERS = {
     "version": ({"type": "integer", "minimum": 1}, "batchd extension: an earlier saved version"),
     "expression": (_STR, "Case-insensitive substring of the flow id or name"),
     "searchValue": (_STR, "V2.0 name of `expression`"),
+    "flowInstId": (_STR, "A flow instance id, `{flowId}-{yyyyMMddHHmmss}`"),
+    "taskInstId": (_STR, "A task instance id, `{taskId}-{yyyyMMddHHmmss}`"),
+    "maxLength": ({"type": "integer", "minimum": 0}, "Keep only the last N characters of the log"),
 }
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
