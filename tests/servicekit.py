@@ -239,3 +239,17 @@ def start_service(backend: Backend, home: Path, *, insecure: bool = False, **set
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def newest_schema_revision() -> str:
+    """The head of batchd's migrations, which a migrated database reports on /readyz."""
+    from importlib import resources
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("batchd.store") / "migrations"))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from servicekit import HTTP, Backend, EnosClient, Service, start_service
+from servicekit import HTTP, Backend, EnosClient, Service, newest_schema_revision, start_service
 
 from batchd.store import identity
 
@@ -117,7 +117,7 @@ def test_healthz_and_readyz(service: Service) -> None:
     assert HTTP.get(service.base_url + "/healthz").json() == {"status": "ok"}
     ready = HTTP.get(service.base_url + "/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "schema": "0003"}
+    assert ready.json() == {"status": "ready", "schema": newest_schema_revision()}
 
 
 def test_readyz_is_503_when_the_schema_is_not_at_head(service: Service) -> None:
@@ -126,7 +126,8 @@ def test_readyz_is_503_when_the_schema_is_not_at_head(service: Service) -> None:
     ready = HTTP.get(service.base_url + "/readyz")
 
     assert ready.status_code == 503
-    assert ready.json() == {"status": "unavailable", "reason": "database schema at 0000, batchd needs 0003"}
+    assert ready.json() == {"status": "unavailable",
+                            "reason": f"database schema at 0000, batchd needs {newest_schema_revision()}"}
     assert HTTP.get(service.base_url + "/healthz").status_code == 200
 
 

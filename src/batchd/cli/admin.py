@@ -7,57 +7,18 @@ Each command is one transaction.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchd.config import Settings, SettingsError
-from batchd.errors import BatchdError
+from batchd.cli.common import AsJson, Home, in_transaction, print_json, stdout, when
 from batchd.store import identity
-from batchd.store.database import run_once
 
 app = typer.Typer(help="Manage organisations, users and service-account keys.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of an organisation.", no_args_is_help=True)
 keys_app = typer.Typer(help="Service-account keys (access key + secret key).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
-
-stdout = Console()
-stderr = Console(stderr=True)
-
-T = TypeVar("T")
-# Home, AsJson, _in_transaction, _print_json and _when are also used by cli/flows.py: keep them.
-Home = Annotated[Path | None, typer.Option(help="batchd's data folder (default ~/.batchd, or BATCHD_HOME).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _in_transaction(home: Path | None, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """Run `work` in one transaction on the migrated database; errors become exit codes."""
-
-    try:
-        return asyncio.run(run_once(Settings.load(home=home), work))
-    except SettingsError as exc:
-        stderr.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from None
-    except BatchdError as exc:
-        stderr.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
-
-
-def _print_json(value: Any) -> None:
-    # Plain print: rich would wrap and colour it, and this output is for programs.
-    print(json.dumps(value, separators=(",", ":")))
-
-
-def _when(epoch_ms: int | None) -> str:
-    return "" if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @app.command()
@@ -72,11 +33,11 @@ def bootstrap(
 
     Idempotent: a second run prints the same org, user and key.
     """
-    credentials = _in_transaction(
+    credentials = in_transaction(
         home, lambda conn: identity.bootstrap(conn, org_id=org, user_id=user, user_name=name or user)
     )
     if as_json:
-        _print_json(credentials.as_json())
+        print_json(credentials.as_json())
         return
     for label, value in credentials.as_json().items():
         stdout.print(f"{label:<10} {value}", soft_wrap=True)
@@ -92,11 +53,11 @@ def users_add(
     as_json: AsJson = False,
 ) -> None:
     """Add a user to an organisation."""
-    added = _in_transaction(
+    added = in_transaction(
         home, lambda conn: identity.add_user(conn, org_id=org, user_id=user, name=name or user, locked=locked)
     )
     if as_json:
-        _print_json({"orgId": added.org_id, "userId": added.user_id, "name": added.name, "locked": added.locked})
+        print_json({"orgId": added.org_id, "userId": added.user_id, "name": added.name, "locked": added.locked})
     else:
         stdout.print(f"added user [bold]{added.user_id}[/bold] ({added.name}) to organisation {added.org_id}")
 
@@ -108,9 +69,9 @@ def keys_list(
     as_json: AsJson = False,
 ) -> None:
     """List access keys (never the secrets), revoked ones included."""
-    accounts = _in_transaction(home, lambda conn: identity.list_service_accounts(conn, org))
+    accounts = in_transaction(home, lambda conn: identity.list_service_accounts(conn, org))
     if as_json:
-        _print_json(
+        print_json(
             [
                 {"accessKey": a.access_key, "orgId": a.org_id, "createdAt": a.created_at, "revokedAt": a.revoked_at}
                 for a in accounts
@@ -121,7 +82,7 @@ def keys_list(
     # operators copy keys from here.
     print(f"{'accessKey':<36}  {'orgId':<16}  {'created':<23}  revoked")
     for account in accounts:
-        print(f"{account.access_key:<36}  {account.org_id:<16}  {_when(account.created_at):<23}  {_when(account.revoked_at)}")
+        print(f"{account.access_key:<36}  {account.org_id:<16}  {when(account.created_at):<23}  {when(account.revoked_at)}")
 
 
 @keys_app.command("create")
@@ -131,9 +92,9 @@ def keys_create(
     as_json: AsJson = False,
 ) -> None:
     """Create another key for an organisation (e.g. to rotate: create, switch clients, revoke the old)."""
-    account = _in_transaction(home, lambda conn: identity.create_service_account(conn, org))
+    account = in_transaction(home, lambda conn: identity.create_service_account(conn, org))
     if as_json:
-        _print_json({"orgId": account.org_id, "accessKey": account.access_key, "secretKey": account.secret_key})
+        print_json({"orgId": account.org_id, "accessKey": account.access_key, "secretKey": account.secret_key})
     else:
         stdout.print(f"accessKey {account.access_key}\nsecretKey {account.secret_key}")
 
@@ -144,5 +105,5 @@ def keys_revoke(
     home: Home = None,
 ) -> None:
     """Revoke a key: its tokens stop working immediately, and it can no longer get new ones."""
-    account = _in_transaction(home, lambda conn: identity.revoke_service_account(conn, access_key))
-    stdout.print(f"revoked {account.access_key} (organisation {account.org_id}) at {_when(account.revoked_at)}")
+    account = in_transaction(home, lambda conn: identity.revoke_service_account(conn, access_key))
+    stdout.print(f"revoked {account.access_key} (organisation {account.org_id}) at {when(account.revoked_at)}")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchd.catalog import flow_store
 from batchd.catalog.model import StoredFlow
 from batchd.catalog.shapes import export_definition
-from batchd.cli.admin import AsJson, Home, _in_transaction, _print_json, _when
+from batchd.cli.common import AsJson, Home, in_transaction, print_json, when
 from batchd.errors import InvalidParameter
 
 app = typer.Typer(help="Workflows' saved versions: list, show, diff.", no_args_is_help=True)
@@ -44,13 +44,13 @@ def versions(flow_id: FlowId, home: Home = None, as_json: AsJson = False) -> Non
         await _flow(conn, flow_id, None)
         return await flow_store.list_versions(conn, flow_id)
 
-    found = _in_transaction(home, work)
+    found = in_transaction(home, work)
     if as_json:
-        _print_json([{"version": v.version, "savedBy": v.saved_by, "savedAt": v.saved_at_ms} for v in found])
+        print_json([{"version": v.version, "savedBy": v.saved_by, "savedAt": v.saved_at_ms} for v in found])
         return
     print(f"{'version':>7}  {'saved':<23}  by")
     for v in found:
-        print(f"{v.version:>7}  {_when(v.saved_at_ms):<23}  {v.saved_by}")
+        print(f"{v.version:>7}  {when(v.saved_at_ms):<23}  {v.saved_by}")
 
 
 @app.command("show")
@@ -60,7 +60,7 @@ def show(
     home: Home = None,
 ) -> None:
     """Print a version as Export Flow returns it (Import Flow's `flowJson`)."""
-    print(_exported(_in_transaction(home, lambda conn: _flow(conn, flow_id, version))), end="")
+    print(_exported(in_transaction(home, lambda conn: _flow(conn, flow_id, version))), end="")
 
 
 @app.command("diff")
@@ -81,7 +81,7 @@ def diff(
             raise InvalidParameter(f"--from: workflow {flow_id} has no version before {after.version}")
         return await _flow(conn, flow_id, before_version), after
 
-    before, after = _in_transaction(home, work)
+    before, after = in_transaction(home, work)
     lines: Any = difflib.unified_diff(
         _exported(before).splitlines(keepends=True), _exported(after).splitlines(keepends=True),
         fromfile=f"flow {flow_id} version {before.version}", tofile=f"flow {flow_id} version {after.version}",
