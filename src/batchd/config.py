@@ -27,7 +27,8 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 CONFIG_FILE_NAME = "batchd.toml"
 
 # Keys accepted in batchd.toml; anything else is a typo we would rather report than ignore.
-_FILE_KEYS = frozenset({"database_url", "host", "port", "timezone", "max_body_bytes", "parallelism"})
+_FILE_KEYS = frozenset({"database_url", "host", "port", "timezone", "max_body_bytes", "parallelism",
+                        "scheduler_missed_fires"})
 
 
 class SettingsError(InvalidParameter):
@@ -49,6 +50,9 @@ class Settings:
     timezone: str = "UTC"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     parallelism: int = field(default_factory=lambda: os.cpu_count() or 1)  # attempts running at once
+    # What the scheduler creates for fires missed by downtime or a disabled spell: "latest" (the
+    # newest one), "none" or "all" (capped); docs/decisions.md "Scheduler: missed fires".
+    scheduler_missed_fires: str = "latest"
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +65,10 @@ class Settings:
             raise SettingsError(f"port: {self.port} is out of range 1-65535")
         if self.parallelism < 1:
             raise SettingsError(f"parallelism: {self.parallelism} must be at least 1")
+        if self.scheduler_missed_fires not in ("latest", "none", "all"):
+            raise SettingsError(
+                f"scheduler_missed_fires: {self.scheduler_missed_fires!r} must be one of latest, none, all"
+            )
         if self.max_body_bytes <= 0:
             raise SettingsError(f"max_body_bytes: {self.max_body_bytes} must be positive")
         if self.insecure and not is_loopback(self.host):
@@ -81,6 +89,7 @@ class Settings:
         timezone: str | None = None,
         max_body_bytes: int | None = None,
         parallelism: int | None = None,
+        scheduler_missed_fires: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve every setting: arguments > `BATCHD_*` environment > `<home>/batchd.toml` > defaults."""
@@ -112,6 +121,9 @@ class Settings:
             parallelism=_as_int(
                 "parallelism", pick(parallelism, "BATCHD_PARALLELISM", "parallelism", os.cpu_count() or 1)
             ),
+            scheduler_missed_fires=str(pick(
+                scheduler_missed_fires, "BATCHD_SCHEDULER_MISSED_FIRES", "scheduler_missed_fires", "latest"
+            )).strip().lower(),
         )
 
 

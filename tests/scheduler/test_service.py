@@ -315,3 +315,75 @@ async def test_the_resync_finds_a_change_the_poll_could_not_see(harness: Harness
     await harness.tick(times=5)  # the resync at +10 s: an hour since "enable", so the latest fire
     assert scheduler.planned(flow_id) is not None
     assert await harness.trigger_times(flow_id) == [T0 + 10]
+
+
+async def test_batch_creation_copies_the_stored_definition_and_answers_per_request(harness: Harness) -> None:
+    """`create_flow_instances` (the scheduler's path): the snapshot is the document Get Flow's
+    model would serialise, task rows are the flow's tasks, and each request gets its own answer."""
+    from batchd.catalog.shapes import to_document
+    from batchd.engine.instances import InstanceRequest, create_flow_instance, create_flow_instances
+    from batchd.errors import IllegalState, InvalidParameter
+    from batchd.store.tables import task_instances
+
+    flow_id = await harness.add_flow(active=False)
+    async with harness.database.transaction() as conn:
+        root = (await dirs.list_directories(conn, ALICE))[0]["key"]
+        body = {"flowName": "params", "dirId": root, "flowJson": {
+            "type": 0, "cycle": "D", "owners": "alice", "parameters": '[{"key":"x","value":"1"},{"key":"y","value":"2"}]',
+            "tasks": [{"name": "a", "type": "COMMAND", "cmd": "echo ${x}"}, {"name": "b", "type": "COMMAND", "cmd": "b"}],
+            "relations": [{"sourceTaskName": "a", "targetTaskName": "b", "rerun": True}],
+        }}
+        with_params = (await ops.import_flow(conn, ALICE, body))["flowId"]
+        empty = (await ops.import_flow(conn, ALICE, {"flowName": "empty", "dirId": root, "flowJson": {
+            "type": 0, "cycle": "D", "owners": "alice", "tasks": []}}))["flowId"]
+    t = T0 * 1000
+    requests = [
+        InstanceRequest(flow_id=flow_id, trigger_time_ms=t, origin="schedule"),
+        InstanceRequest(flow_id=with_params, trigger_time_ms=t, origin="schedule", parameters={"y": "9", "z": "3"}),
+        InstanceRequest(flow_id=flow_id, trigger_time_ms=t, origin="schedule"),  # same id again
+        InstanceRequest(flow_id=empty, trigger_time_ms=t, origin="schedule"),
+        InstanceRequest(flow_id=999_999, trigger_time_ms=t, origin="schedule"),
+    ]
+    async with harness.database.transaction() as conn:
+        answers = await create_flow_instances(conn, requests, zone=ZoneInfo(ZONE))
+        again = await create_flow_instances(conn, requests[:2], zone=ZoneInfo(ZONE))
+    assert [a.instance_id for a in answers] == [f"{flow_id}-20260505120000", f"{with_params}-20260505120000",
+                                                None, None, None]
+    assert isinstance(answers[3].refused, IllegalState) and isinstance(answers[4].refused, InvalidParameter)
+    assert [a.instance_id for a in again] == [None, None]
+    async with harness.database.transaction() as conn:
+        stored = await flow_store.find_flow(conn, with_params)
+        row = (await conn.execute(sa.select(flow_instances).where(
+            flow_instances.c.instance_id == f"{with_params}-20260505120000"))).one()
+        tasks = (await conn.execute(sa.select(task_instances.c.task_name, task_instances.c.status, task_instances.c.task_id)
+                                    .where(task_instances.c.flow_instance_id == row.instance_id)
+                                    .order_by(task_instances.c.task_name))).all()
+        # Trigger From Task shares the implementation: b alone runs, a is SKIP (status 10).
+        from_b = await create_flow_instance(conn, flow_id=with_params, trigger_time_ms=t + 60_000, origin="manual",
+                                            start_task_id=tasks[1].task_id, zone=ZoneInfo(ZONE))
+        skipped = (await conn.execute(sa.select(task_instances.c.task_name, task_instances.c.status)
+                                      .where(task_instances.c.flow_instance_id == from_b)
+                                      .order_by(task_instances.c.task_name))).all()
+    assert row.definition == to_document(stored.definition)
+    assert row.flow_name == "params" and row.owners == "alice" and row.cal_dt == "2026-05-04"
+    assert row.parameters == '[{"key":"x","value":"1"},{"key":"y","value":"9"},{"key":"z","value":"3"}]'
+    assert [(r.task_name, r.status) for r in tasks] == [("a", 0), ("b", 0)]
+    assert [(r.task_name, r.status) for r in skipped] == [("a", 10), ("b", 0)]
+
+
+async def test_the_missed_fire_policy_comes_from_the_settings(harness: Harness, settings: Settings) -> None:
+    """BATCHD_SCHEDULER_MISSED_FIRES=none: after downtime nothing is caught up (default: the latest)."""
+    flow_id = await harness.add_flow()
+    first = harness.start()
+    await harness.settle()
+    await harness.tick(times=2)
+    await harness.stop(first)
+    harness.clock.advance(600)
+    configured = Settings.load(home=settings.home, database_url=settings.database_url, timezone=ZONE,
+                               environ={"BATCHD_SCHEDULER_MISSED_FIRES": "none"})
+    harness.tasks.append(
+        (s := Scheduler(harness.database, configured, clock=harness.clock, on_fired=harness.fired.append),
+         asyncio.create_task(s.run())))
+    await harness.settle()
+    await harness.tick()
+    assert await harness.trigger_times(flow_id) == seconds(1, 2) + [T0 + 603]
