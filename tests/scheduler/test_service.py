@@ -387,3 +387,23 @@ async def test_the_missed_fire_policy_comes_from_the_settings(harness: Harness, 
     await harness.settle()
     await harness.tick()
     assert await harness.trigger_times(flow_id) == seconds(1, 2) + [T0 + 603]
+
+
+async def test_a_write_to_flows_in_this_process_applies_without_waiting_for_the_poll(harness: Harness) -> None:
+    """Import/Save/Enable/Disable/Delete commit through the process's database: the scheduler
+    hears of it at once (FlowWriteWatch), even with an hour-long change poll."""
+    scheduler = harness.start(poll_seconds=3600)
+    await harness.settle()
+    flow_id = await harness.add_flow()  # imported and enabled after the scheduler's full load
+    await harness.settle()
+    assert scheduler.planned(flow_id) is not None
+    await harness.tick(times=2)
+    assert await harness.trigger_times(flow_id) == seconds(1, 2)
+    await harness.update(flow_id, active=0)
+    await harness.settle()
+    assert scheduler.planned(flow_id) is None
+    async with harness.database.transaction() as conn:  # a rolled-back write notifies nothing
+        await conn.execute(sa.update(flows).where(flows.c.flow_id == flow_id).values(active=1))
+        await conn.rollback()
+    await harness.tick(times=2)
+    assert await harness.trigger_times(flow_id) == seconds(1, 2)

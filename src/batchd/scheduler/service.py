@@ -48,6 +48,7 @@ from batchd.engine.instances import InstanceRequest, create_flow_instance, creat
 from batchd.errors import BatchdError
 from batchd.scheduler import plan
 from batchd.scheduler.plan import FireQueue, MissedFirePolicy, PolicyMode, ScheduledFlow
+from batchd.scheduler.watch import FlowWriteWatch
 from batchd.store.database import Database
 from batchd.store.tables import flow_instances, flows
 
@@ -124,8 +125,9 @@ CreateInstance = Callable[..., Awaitable[str | None]]
 class Scheduler:
     """Creates the instances of every enabled periodic workflow at its Quartz fire times.
 
-    `run()` loops until `stop()`; `notify(flow_id)` tells it a flow changed (the API calls it after
-    Enable/Disable/Save/Delete/Import commit) so the change applies before the next poll.
+    `run()` loops until `stop()`; `notify(flow_id)` tells it a flow changed so the change applies
+    before the next poll. Writes to `flows` through this process's database (Import, Save,
+    Enable, Disable, Delete) notify by themselves (`watch.FlowWriteWatch`).
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class Scheduler:
         batch_size: int = 200,
         create_instance: CreateInstance | None = None,
         on_fired: Callable[[Fired], None] | None = None,
+        watch_writes: bool = True,
     ) -> None:
         self._database = database
         self._zone: dt.tzinfo = settings.zone
@@ -151,6 +154,7 @@ class Scheduler:
         self._batch_size = batch_size
         self._create_instance = create_instance
         self._on_fired = on_fired
+        self._watch_writes = watch_writes  # FlowWriteWatch: this process's `flows` writes notify at once
         self._flows: dict[int, ScheduledFlow] = {}
         self._after: dict[int, int] = {}  # per flow: every fire up to this epoch s is handled
         self._queue = FireQueue()
@@ -169,6 +173,7 @@ class Scheduler:
     async def run(self) -> None:
         """Loop until `stop()`; the steps are in the module docstring."""
         self._running = asyncio.get_running_loop().create_future()
+        watch = FlowWriteWatch(self._database.engine, self.notify) if self._watch_writes else None
         try:
             while not self._stopping:
                 self._waiting_until = None
@@ -187,6 +192,8 @@ class Scheduler:
                 deadline = self._next_poll if due is None else min(due, self._next_poll)
                 await self._sleep_until(deadline)
         finally:
+            if watch is not None:
+                watch.close()
             self._running.set_result(None)
             self._running = None
 
