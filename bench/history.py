@@ -94,7 +94,6 @@ def store_finished(db_path: Path, flow_ids: list[int], count: int) -> list[str]:
             rows, tasks = [], []
     _insert(conn, rows, tasks)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.execute("ANALYZE")
     conn.close()
     return sample
 

@@ -186,6 +186,8 @@ flow_instances = sa.Table(
     sa.Index(None, "flow_id", "status"),
     # The newest scheduled fire of each workflow (migration 0004).
     sa.Index("ix_flow_instances_last_fire", "flow_id", "origin", "trigger_time"),
+    # One workflow's instances, newest first: List Flow Instances (migration 0005).
+    sa.Index("ix_flow_instances_flow_trigger", "flow_id", "trigger_time"),
     sa.Index(None, "org_id", "trigger_time"),
     sa.Index(None, "status"),
 )
