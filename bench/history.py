@@ -85,10 +85,10 @@ def store_finished(db_path: Path, flow_ids: list[int], count: int) -> list[str]:
         instance_id = f"{flow_id}-{suffix}"
         if n % 997 == 0:
             sample.append(instance_id)
-        rows.append((instance_id, flow_id, ALICE.org_id, f"hist-{flow_id}", 1, "alice", "alice", origin, 2, 0,
+        rows.append((instance_id, flow_id, ALICE.org_id, f"hist-{flow_id}", 1, "alice", "alice", origin, 1, 0,
                      trigger, "2020-01-01", trigger, trigger + 5000, trigger, trigger + 5000, definition,
                      '[{"key":"region","value":"eu"}]'))
-        tasks.append((f"9{flow_id}-{suffix}", instance_id, 1, "extract", 2, 1, trigger, trigger + 5000, trigger))
+        tasks.append((f"9{flow_id}-{suffix}", instance_id, 1, "extract", 1, 1, trigger, trigger + 5000, trigger))
         if len(rows) == 50_000:
             _insert(conn, rows, tasks)
             rows, tasks = [], []

@@ -107,9 +107,9 @@ def store_finished(db_path: Path, flow_ids: list[int], count: int, period: int, 
             trigger = now_s * 1000 - (n // len(flow_ids) + 1) * day_ms
             origin = "schedule" if n % 4 else "manual"
         suffix = time.strftime("%Y%m%d%H%M%S", time.gmtime(trigger / 1000))
-        rows.append((f"{flow_id}-{suffix}", flow_id, "o1", f"flow-{flow_id}", 1, "alice", "alice", origin, 2, 0,
+        rows.append((f"{flow_id}-{suffix}", flow_id, "o1", f"flow-{flow_id}", 1, "alice", "alice", origin, 1, 0,
                      trigger, "2020-01-01", trigger, trigger + 5000, trigger, trigger + 5000, definition, "[]"))
-        tasks.append((f"t{flow_id}-{suffix}", f"{flow_id}-{suffix}", 1, "extract", 2, 1, trigger, trigger + 5000, trigger))
+        tasks.append((f"t{flow_id}-{suffix}", f"{flow_id}-{suffix}", 1, "extract", 1, 1, trigger, trigger + 5000, trigger))
         if len(rows) == 50_000:
             _insert_finished(conn, rows, tasks)
             rows, tasks = [], []
