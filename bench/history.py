@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from catalog_api import Client, start_server, stop_server  # noqa: E402
-from scheduler_fire_lag import ALICE, flow_json  # noqa: E402
+from scheduler_fire_lag import ALICE, flow_json, insert_finished  # noqa: E402
 
 from batchd.catalog import directories as dirs  # noqa: E402
 from batchd.catalog import flows as catalog  # noqa: E402
@@ -90,23 +90,12 @@ def store_finished(db_path: Path, flow_ids: list[int], count: int) -> list[str]:
                      '[{"key":"region","value":"eu"}]'))
         tasks.append((f"9{flow_id}-{suffix}", instance_id, 1, "extract", 1, 1, trigger, trigger + 5000, trigger))
         if len(rows) == 50_000:
-            _insert(conn, rows, tasks)
+            insert_finished(conn, rows, tasks)
             rows, tasks = [], []
-    _insert(conn, rows, tasks)
+    insert_finished(conn, rows, tasks)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return sample
-
-
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]) -> None:
-    with conn:
-        conn.executemany(
-            "INSERT INTO flow_instances (instance_id, flow_id, org_id, flow_name, flow_type, creator, owners, origin,"
-            " status, is_cancelled, trigger_time, cal_dt, start_time, end_time, created_at, updated_at, definition,"
-            " parameters) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        conn.executemany(
-            "INSERT INTO task_instances (instance_id, flow_instance_id, task_id, task_name, status, run_num,"
-            " start_time, end_time, created_at) VALUES (?,?,?,?,?,?,?,?,?)", tasks)
 
 
 def latency(calls: list[Any]) -> dict[str, float]:

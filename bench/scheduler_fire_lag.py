@@ -111,15 +111,15 @@ def store_finished(db_path: Path, flow_ids: list[int], count: int, period: int, 
                      trigger, "2020-01-01", trigger, trigger + 5000, trigger, trigger + 5000, definition, "[]"))
         tasks.append((f"t{flow_id}-{suffix}", f"{flow_id}-{suffix}", 1, "extract", 1, 1, trigger, trigger + 5000, trigger))
         if len(rows) == 50_000:
-            _insert_finished(conn, rows, tasks)
+            insert_finished(conn, rows, tasks)
             rows, tasks = [], []
-    _insert_finished(conn, rows, tasks)
+    insert_finished(conn, rows, tasks)
     # Fold the gigabyte of WAL into the database now, or the scheduler's first commits do it.
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
 
-def _insert_finished(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]) -> None:
+def insert_finished(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]) -> None:
     with conn:
         conn.executemany(
             "INSERT INTO flow_instances (instance_id, flow_id, org_id, flow_name, flow_type, creator, owners, origin,"

@@ -61,15 +61,7 @@ def business_date(trigger_time_ms: int, zone: dt.tzinfo) -> str:
 
 def selected_tasks(definition: FlowDefinition, start_task: str) -> set[str]:
     """Trigger Flow From Task: the start task and what it reaches through `rerun: true` edges."""
-    chosen = {start_task}
-    frontier = [start_task]
-    while frontier:
-        source = frontier.pop()
-        for relation in definition.relations:
-            if relation.source == source and relation.rerun and relation.target not in chosen:
-                chosen.add(relation.target)
-                frontier.append(relation.target)
-    return chosen
+    return _reached([(r.source, r.target, r.rerun) for r in definition.relations], start_task)
 
 
 def effective_parameters(flow_parameters: Iterable[Parameter], overrides: Mapping[str, str] | None) -> str:
