@@ -186,7 +186,8 @@ async def list_flow_instances(conn: AsyncConnection, caller: Caller, body: Any, 
         page_size = pagination.integer("pageSize", required=True, low=1)
         query = query.limit(page_size).offset((page_no - 1) * page_size)
     items = [
-        shapes.flow_instance(row, from_document(row.definition), zone=zone, can_edit=_owns(caller, row), graph=None)
+        shapes.flow_instance(row, shapes.ListedFlow.read(row.definition), zone=zone, can_edit=_owns(caller, row),
+                             graph=None)
         for row in await conn.execute(query)
     ]
     return {"flowInsts": items, "count": count}
