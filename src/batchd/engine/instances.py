@@ -28,7 +28,7 @@ from batchd.catalog.shapes import to_document
 from batchd.clock import now_ms
 from batchd.engine.status import Status
 from batchd.errors import BatchdError, IllegalState, InvalidParameter
-from batchd.store.statements import _INSERTS
+from batchd.store.statements import insert_many_if_absent
 from batchd.store.tables import flow_instances, flows, task_instances
 
 ORIGINS = ("manual", "schedule")
@@ -197,9 +197,7 @@ async def create_flow_instances(
             )).scalars())
         fresh = [r for r in rows_to_insert if r["instance_id"] not in taken]
         if fresh:
-            statement = _INSERTS[conn.dialect.name](flow_instances).on_conflict_do_nothing(
-                index_elements=[flow_instances.c.instance_id]).returning(flow_instances.c.instance_id)
-            made.update((await conn.execute(statement, fresh)).scalars())
+            made.update(await insert_many_if_absent(conn, flow_instances, fresh))
     task_rows = [t for _, instance_id, _, _, rows in planned if instance_id in made for t in rows]
     if task_rows:
         # distinct instances have distinct task rows; a batch-internal duplicate was dropped above

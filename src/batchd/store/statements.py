@@ -22,3 +22,11 @@ async def insert_if_absent(conn: AsyncConnection, table: sa.Table, **values: Any
     # RETURNING rather than rowcount: drivers disagree on rowcount after DO NOTHING.
     result = await conn.execute(statement.on_conflict_do_nothing(index_elements=keys).returning(*keys))
     return result.first() is not None
+
+
+async def insert_many_if_absent(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert many rows in one executemany, skipping those whose primary key exists; the first
+    primary-key column of each row this call inserted (`insert_if_absent` for a batch)."""
+    keys = list(table.primary_key.columns)
+    statement = _INSERTS[conn.dialect.name](table).on_conflict_do_nothing(index_elements=keys).returning(keys[0])
+    return list((await conn.execute(statement, rows)).scalars())
