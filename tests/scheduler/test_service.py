@@ -304,7 +304,9 @@ async def test_stop_returns_promptly_while_idle(harness: Harness) -> None:
 
 
 async def test_the_resync_finds_a_change_the_poll_could_not_see(harness: Harness) -> None:
-    scheduler = harness.start(resync_seconds=10)
+    # The enable below stands for another process's write: this process's write watch (which
+    # would notify at once) is off, so only the poll and the resync can find it.
+    scheduler = harness.start(resync_seconds=10, watch_writes=False)
     await harness.settle()
     flow_id = await harness.add_flow()
     harness.clock.advance(-3600)  # enabled with a time far behind the poll's window
