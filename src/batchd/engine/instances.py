@@ -187,17 +187,7 @@ async def create_flow_instances(
         if refused is None and instance_id not in seen:
             seen.add(instance_id)
             rows_to_insert.append(row)
-    made: set[str] = set()
-    if rows_to_insert:
-        taken = set()
-        ids = [r["instance_id"] for r in rows_to_insert]
-        for first in range(0, len(ids), 500):
-            taken.update((await conn.execute(
-                sa.select(flow_instances.c.instance_id).where(flow_instances.c.instance_id.in_(ids[first:first + 500]))
-            )).scalars())
-        fresh = [r for r in rows_to_insert if r["instance_id"] not in taken]
-        if fresh:
-            made.update(await insert_many_if_absent(conn, flow_instances, fresh))
+    made = set(await insert_many_if_absent(conn, flow_instances, rows_to_insert)) if rows_to_insert else set()
     task_rows = [t for _, instance_id, _, _, rows in planned if instance_id in made for t in rows]
     if task_rows:
         # distinct instances have distinct task rows; a batch-internal duplicate was dropped above
