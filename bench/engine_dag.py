@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--shapes", default="chain,fanout,layered", help="comma-separated subset to run")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="batchd-bench-engine-"))
     env = {**os.environ, "BATCHD_PARALLELISM": str(args.parallelism)}
@@ -107,7 +108,7 @@ def main() -> None:
                 time.sleep(0.1)
             root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
             print(f"{'shape':10} {'batchd s':>10} {'floor s':>9} {'ratio':>7} {'ms/task':>8}")
-            for shape in ("chain", "fanout", "layered"):
+            for shape in args.shapes.split(","):
                 flow_id = call(client, "POST", "flows", "import", {
                     "flowName": f"bench-{shape}", "desc": "", "dirId": root,
                     "flowJson": flow_json(shape, args.tasks)})["flowId"]

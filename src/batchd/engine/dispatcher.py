@@ -1,19 +1,25 @@
 """The `Engine`: one loop per batchd process that moves instances along and runs their tasks.
 
-Each turn of the loop, in this order:
+The hot path is an attempt's end: one transaction records its outcome (which, for a success,
+makes the direct downstream tasks READY and may finish the flow) and claims the next READY tasks
+for the slots free now, which start at once. A chain of tasks therefore moves with one database
+transaction per task and no help from the loop.
+
+The loop does everything else. Each turn, in this order:
 
 1. crash recovery (every `RECOVERY_EVERY_S`): attempts whose batchd is gone are declared dead,
    their leftover process group killed first, then retried per `retryLimit` (`recovery`);
-2. the scheduling pass (`progress.schedule_pass`): admit queued flow instances, make tasks READY,
-   finish flows — one transaction, serialised across processes on PostgreSQL;
+2. the scheduling pass (`progress.schedule_pass`): admit queued flow instances and evaluate their
+   tasks, release WAIT tasks whose time came, and every `SWEEP_EVERY_S` (and at start) re-evaluate
+   every running instance — one transaction, serialised across processes on PostgreSQL;
 3. cancel checks: any attempt this process runs whose task is no longer RUNNING (cancelled by
    any process, or its workflow deleted) gets its `cancel` event set, and the runner kills it;
 4. claims: as many READY tasks as the executor has free slots, each compare-and-set to RUNNING
    with an attempt row owned by this process, then handed to the executor.
 
-The loop sleeps until `wake()` (a new instance, a finished attempt, a cancel) or `POLL_S`,
-whichever comes first, so retries and future trigger times are noticed within `POLL_S`.
-The lease of this process's open attempts is renewed every `LEASE_RENEW_S`.
+The loop sleeps until `wake()` (a new instance, a cancel, an attempt that ended its flow, failed,
+or left a slot idle) or `POLL_S`, whichever comes first, so retries and future trigger times are
+noticed within `POLL_S`. The lease of this process's open attempts is renewed every `LEASE_RENEW_S`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.clock import now_ms
 from batchd.config import Settings
@@ -47,6 +54,7 @@ POLL_S = 0.5
 LEASE_MS = 30_000
 LEASE_RENEW_S = 5.0
 RECOVERY_EVERY_S = 2.0
+SWEEP_EVERY_S = 5.0
 RECORD_TRIES = 5  # an outcome is recorded again after a database error, with growing pauses
 
 _engines: set[Engine] = set()
@@ -79,6 +87,7 @@ class Engine:
         self._running: dict[str, tuple[int, asyncio.Event, asyncio.Task[None]]] = {}
         self._last_recovery = 0.0
         self._last_renewal = 0.0
+        self._last_sweep: float | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -129,14 +138,22 @@ class Engine:
                 await conn.execute(sa.update(task_attempts).where(
                     task_attempts.c.owner == self.owner.owner, task_attempts.c.ended_at.is_(None)
                 ).values(lease_until=now_ms() + LEASE_MS))
+        sweep = self._last_sweep is None or clock - self._last_sweep >= SWEEP_EVERY_S
         async with self.database.transaction() as conn:
-            await progress.schedule_pass(conn, now_ms(), self.cache)
+            await progress.schedule_pass(conn, now_ms(), self.cache, sweep=sweep)
+        if sweep:
+            self._last_sweep = clock
         await self._check_cancels()
         if self._stopping:
             return
         async with self.database.transaction() as conn:
-            claims = await progress.claim_ready(conn, self.owner, self.slots - len(self._running), now_ms(),
-                                                LEASE_MS, self.cache, self._log_path)
+            claims = await self._claim(conn, self.slots - len(self._running))
+        self._start(claims)
+
+    async def _claim(self, conn: AsyncConnection, free: int) -> list[Claim]:
+        return await progress.claim_ready(conn, self.owner, free, now_ms(), LEASE_MS, self.cache, self._log_path)
+
+    def _start(self, claims: list[Claim]) -> None:
         for claim in claims:
             cancel = asyncio.Event()
             task = asyncio.create_task(self._run(claim, cancel), name=f"attempt-{claim.task_instance_id}")
@@ -181,12 +198,14 @@ class Engine:
         )
 
     async def _run(self, claim: Claim, cancel: asyncio.Event) -> None:
+        needs_loop = True
         try:
             result = await self._attempt(claim, cancel)
-            await self._record(claim, result)
+            needs_loop = await self._record(claim, result)
         finally:
             self._running.pop(claim.task_instance_id, None)
-            self.wake()
+            if needs_loop:
+                self.wake()
 
     async def _attempt(self, claim: Claim, cancel: asyncio.Event) -> Result:
         async def on_started(pid: int) -> None:
@@ -212,12 +231,23 @@ class Engine:
         return Result(verdict=verdict.value, exit_code=outcome.exit_code, timed_out=outcome.timed_out,
                       error=outcome.error, ended_ms=outcome.ended_ms)
 
-    async def _record(self, claim: Claim, result: Result) -> None:
+    async def _record(self, claim: Claim, result: Result) -> bool:
+        """Record the outcome and, in the same transaction, claim READY tasks for the slots free
+        once this attempt is gone (its own slot included), and start them. True when the loop
+        should take a turn: the flow ended (a queued instance of the workflow may start now) or
+        the task did not succeed (a retry or waitCode timer, a failed flow). READY tasks made by
+        other processes are the loop's poll's to find."""
         for attempt in range(RECORD_TRIES):
             try:
                 async with self.database.transaction() as conn:
-                    await progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result, self.cache)
-                return
+                    recorded = await progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result,
+                                                             self.cache, now_ms())
+                    free = self.slots - len(self._running) + 1
+                    claims = [] if self._stopping else await self._claim(conn, free)
+                self._running.pop(claim.task_instance_id, None)
+                self._start(claims)
+                return recorded.task is not Status.SUCCESS or recorded.flow is not None
             except Exception:  # noqa: BLE001 - retried; the lease keeps the attempt ours meanwhile
                 log.exception("recording %s/%d failed (try %d)", claim.task_instance_id, claim.attempt, attempt + 1)
                 await asyncio.sleep(0.2 * 2**attempt)
+        return True

@@ -7,6 +7,7 @@ Another organisation's instances do not exist for the caller (62102), exactly as
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ CANNOT_CREATE = ("Cannot create workflow instance. Please check if the workflow 
                  "and do not trigger the same workflow repeatedly in 1 minute.")
 NOT_FOUND = "Instance not found"
 NO_LOG = "No log found"
+
+#: Parsed snapshots keyed by the stored document text itself: a watched instance is read again
+#: every few seconds, and parsing a 1,000-task snapshot costs tens of milliseconds. Keyed by the
+#: text, a hit can only ever be the same document (no id reuse or second database can confuse it).
+_parse_snapshot = functools.lru_cache(maxsize=32)(from_document)
 
 #: List Flow Instances sort fields, camelCase (2020 docs) and snake_case (newer docs).
 SORT_COLUMNS = {
@@ -129,7 +135,7 @@ async def get_flow_instance(conn: AsyncConnection, caller: Caller, instance_id: 
                             zone: dt.tzinfo) -> dict[str, Any]:
     """Get Flow Instance: FlowInstance with `graph`, the per-node statuses as names."""
     row = await _flow_row(conn, caller, instance_id, "flowInstId")
-    definition = from_document(row.definition)
+    definition = _parse_snapshot(row.definition)
     tasks = (await conn.execute(sa.select(task_instances).where(
         task_instances.c.flow_instance_id == row.instance_id))).all()
     graph = shapes.instance_graph(row, definition, list(tasks),

@@ -1,12 +1,15 @@
 """The engine's work on the tables, each function one step inside the caller's transaction.
 
-- `schedule_pass`: admit queued flow instances (one RUNNING per workflow, FIFO by trigger time,
-  never before the trigger time), make tasks READY whose upstreams are SUCCESS/SKIP and whose
-  cross-workflow references are satisfied, and finish flows whose tasks are all done.
+- `record_outcome`: an attempt's result through the transition table (success, waitCode, retry,
+  final FAIL/TIMEOUT), failing the flow at once when a task fails for good; a success makes its
+  direct downstream tasks READY and finishes the flow after its last task, in the same
+  transaction, so progress costs a few rows per task, not a pass over the instance.
 - `claim_ready`: compare-and-set READY → RUNNING plus the attempt row; two processes on one
   PostgreSQL never claim the same task (the UPDATE's `WHERE status = READY` decides).
-- `record_outcome`: an attempt's result through the transition table (success, waitCode, retry,
-  final FAIL/TIMEOUT), failing the flow at once when a task fails for good.
+- `schedule_pass`: admit queued flow instances (one RUNNING per workflow, FIFO by trigger time,
+  never before the trigger time) and evaluate their tasks once, release WAIT tasks whose retry
+  time passed and whose cross-workflow references are satisfied; with `sweep`, re-evaluate
+  every task of every running instance (the net under the incremental steps).
 - `declare_dead`: crash recovery of an attempt whose batchd is gone.
 - `cancel_flow_instance`: Cancel Flow Instance on the tables; the owning process kills the
   processes when it sees its RUNNING task is no longer RUNNING.
@@ -26,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog.model import FlowDefinition, TaskDefinition
 from batchd.catalog.shapes import from_document
-from batchd.engine.status import DONE_FOR_DOWNSTREAM, FAILED, PENDING, QUEUED, Status
+from batchd.engine.status import DONE_FOR_DOWNSTREAM, FAILED, NOT_DONE_FOR_DOWNSTREAM, PENDING, QUEUED, Status
 from batchd.engine.transitions import FlowEvent, TaskEvent, flow_target, task_target
 from batchd.store.tables import flow_instances, task_attempts, task_instances
 
@@ -38,23 +41,48 @@ OUTCOME_SUCCESS, OUTCOME_FAIL, OUTCOME_TIMEOUT = "SUCCESS", "FAIL", "TIMEOUT"
 OUTCOME_WAIT, OUTCOME_CANCEL, OUTCOME_INTERNAL = "WAIT", "CANCEL", "INTERNAL_ERROR"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunGraph:
+    """A flow instance's snapshot with its relations indexed both ways, built once per instance.
+
+    Readiness is decided per finished task (its direct downstream tasks), so the engine needs
+    "who is downstream of X" and "who is upstream of Y" without walking every relation each time.
+    """
+
+    definition: FlowDefinition
+    upstream: dict[str, tuple[str, ...]]
+    downstream: dict[str, tuple[str, ...]]
+    linked: frozenset[str]  # tasks that are the target of a cross-workflow reference
+
+    @classmethod
+    def of(cls, definition: FlowDefinition) -> RunGraph:
+        upstream: dict[str, list[str]] = {}
+        downstream: dict[str, list[str]] = {}
+        for relation in definition.relations:
+            upstream.setdefault(relation.target, []).append(relation.source)
+            downstream.setdefault(relation.source, []).append(relation.target)
+        return cls(definition=definition, upstream={k: tuple(v) for k, v in upstream.items()},
+                   downstream={k: tuple(v) for k, v in downstream.items()},
+                   linked=frozenset(relation.target for relation in definition.link_relations))
+
+
 class DefinitionCache:
     """Parsed snapshots by flow instance id; a snapshot never changes, so it is parsed once."""
 
     def __init__(self, limit: int = 512) -> None:
-        self._items: dict[str, FlowDefinition] = {}
+        self._items: dict[str, RunGraph] = {}
         self._limit = limit
 
-    def get(self, instance_id: str, document: str | None = None) -> FlowDefinition | None:
+    def get(self, instance_id: str, document: str | None = None) -> RunGraph | None:
         found = self._items.get(instance_id)
         if found is None and document is not None:
             if len(self._items) >= self._limit:
                 self._items.pop(next(iter(self._items)))
-            found = self._items[instance_id] = from_document(document)
+            found = self._items[instance_id] = RunGraph.of(from_document(document))
         return found
 
 
-async def _load_definition(conn: AsyncConnection, cache: DefinitionCache, instance_id: str) -> FlowDefinition:
+async def _load_graph(conn: AsyncConnection, cache: DefinitionCache, instance_id: str) -> RunGraph:
     found = cache.get(instance_id)
     if found is None:
         document = (await conn.execute(
@@ -100,26 +128,38 @@ async def _set_task(conn: AsyncConnection, instance_id: str, status: int, event:
 # --- the scheduling pass ----------------------------------------------------------------------
 
 
-async def schedule_pass(conn: AsyncConnection, now: int, cache: DefinitionCache) -> None:
+async def schedule_pass(conn: AsyncConnection, now: int, cache: DefinitionCache, *, sweep: bool = False) -> None:
+    """Admit queued flow instances, release waiting tasks whose time has come, and (`sweep`)
+    re-evaluate every task of every RUNNING instance.
+
+    Ordinary progress does not need the sweep: a success makes its downstream tasks READY in
+    the outcome's own transaction (`record_outcome`), an admitted instance has all its tasks
+    evaluated once here, and WAIT tasks are re-checked each pass. The sweep is the net under
+    that (rows written by an older batchd, anything a crash left half-decided); the engine runs
+    it at start and every few seconds, because it reads every task row of every running instance.
+    """
     await _lock_engine(conn)
-    await _admit_flows(conn, now)
-    running = (await conn.execute(
-        sa.select(flow_instances.c.instance_id, flow_instances.c.status, flow_instances.c.cal_dt)
-        .where(flow_instances.c.status == int(Status.RUNNING))
-    )).all()
-    for flow in running:
-        await _advance_tasks(conn, flow.instance_id, flow.status, flow.cal_dt, now, cache)
+    admitted = await _admit_flows(conn, now)
+    if sweep:
+        admitted = (await conn.execute(
+            sa.select(flow_instances.c.instance_id, flow_instances.c.cal_dt)
+            .where(flow_instances.c.status == int(Status.RUNNING))
+        )).all()
+    for instance_id, cal_dt in admitted:
+        await _advance_tasks(conn, instance_id, cal_dt, now, cache)
+    await _release_waiting(conn, now, cache)
 
 
-async def _admit_flows(conn: AsyncConnection, now: int) -> None:
+async def _admit_flows(conn: AsyncConnection, now: int) -> list[tuple[str, str]]:
+    """Start what may start; the (instance id, cal_dt) of each instance admitted."""
     queued = (await conn.execute(
         sa.select(flow_instances.c.instance_id, flow_instances.c.flow_id, flow_instances.c.status,
-                  flow_instances.c.trigger_time)
+                  flow_instances.c.trigger_time, flow_instances.c.cal_dt)
         .where(flow_instances.c.status.in_([int(s) for s in QUEUED]))
         .order_by(flow_instances.c.flow_id, flow_instances.c.trigger_time, flow_instances.c.instance_id)
     )).all()
     if not queued:
-        return
+        return []
     flow_ids = {row.flow_id for row in queued}
     # A workflow is busy while an instance RUNS, or while a failed/cancelled one still has a live
     # task: the next instance must not run a task next to its predecessor's copy.
@@ -133,42 +173,100 @@ async def _admit_flows(conn: AsyncConnection, now: int) -> None:
         )
     )).scalars())
     first_seen: set[int] = set()
+    admitted: list[tuple[str, str]] = []
     for row in queued:
         head = row.flow_id not in first_seen
         first_seen.add(row.flow_id)
         if head and row.flow_id not in busy and row.trigger_time <= now:
-            await _set_flow(conn, row.instance_id, row.status, FlowEvent.ADMIT, now, start_time=now)
+            if await _set_flow(conn, row.instance_id, row.status, FlowEvent.ADMIT, now, start_time=now):
+                admitted.append((row.instance_id, row.cal_dt))
         else:
             await _set_flow(conn, row.instance_id, row.status, FlowEvent.QUEUE, now)
+    return admitted
 
 
-async def _advance_tasks(conn: AsyncConnection, instance_id: str, status: int, cal_dt: str, now: int,
+async def _advance_tasks(conn: AsyncConnection, instance_id: str, cal_dt: str, now: int,
                          cache: DefinitionCache) -> None:
+    """Evaluate every task of one RUNNING instance: READY/WAIT where upstreams are done, or
+    finish the instance when every task is."""
     rows = (await conn.execute(
         sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
-                  task_instances.c.not_before, task_instances.c.end_time)
+                  task_instances.c.not_before)
         .where(task_instances.c.flow_instance_id == instance_id)
     )).all()
-    by_name = {row.task_name: row for row in rows}
     if all(row.status in DONE_FOR_DOWNSTREAM for row in rows):
-        end = max((row.end_time or 0 for row in rows), default=0) or now
-        await _set_flow(conn, instance_id, status, FlowEvent.ALL_DONE, now, end_time=end)
+        await _finish_flow(conn, instance_id, now)
         return
-    definition = await _load_definition(conn, cache, instance_id)
-    # One walk over the relations per pass: scanning them per task made a pass over a 1,000-task
-    # workflow quadratic, long enough to hold SQLite's write lock past other requests' timeout.
-    upstream_of: dict[str, list[str]] = {}
-    for relation in definition.relations:
-        upstream_of.setdefault(relation.target, []).append(relation.source)
+    graph = await _load_graph(conn, cache, instance_id)
+    by_name = {row.task_name: row for row in rows}
     for row in rows:
-        if row.status not in (Status.INIT, Status.WAIT):
-            continue
-        upstream = upstream_of.get(row.task_name, ())
-        if not all(by_name[name].status in DONE_FOR_DOWNSTREAM for name in upstream if name in by_name):
-            continue  # stays INIT until its upstream tasks are done
-        waiting = (row.not_before is not None and row.not_before > now) or not await _links_satisfied(
-            conn, definition, row.task_name, cal_dt)
-        await _set_task(conn, row.instance_id, row.status, TaskEvent.BLOCKED if waiting else TaskEvent.UNBLOCKED)
+        if row.status in (Status.INIT, Status.WAIT) and _upstream_done(graph, row.task_name, by_name):
+            await _offer(conn, graph, row, cal_dt, now)
+
+
+def _upstream_done(graph: RunGraph, task_name: str, by_name: dict[str, sa.Row]) -> bool:
+    return all(by_name[name].status in DONE_FOR_DOWNSTREAM
+               for name in graph.upstream.get(task_name, ()) if name in by_name)
+
+
+async def _offer(conn: AsyncConnection, graph: RunGraph, row: sa.Row, cal_dt: str, now: int) -> None:
+    """A task whose upstream tasks are done: READY, or WAIT while its not-before time (retry,
+    waitCode) or one of its cross-workflow references is still pending."""
+    waiting = (row.not_before is not None and row.not_before > now) or (
+        row.task_name in graph.linked and not await _links_satisfied(conn, graph.definition, row.task_name, cal_dt))
+    await _set_task(conn, row.instance_id, row.status, TaskEvent.BLOCKED if waiting else TaskEvent.UNBLOCKED)
+
+
+async def _release_waiting(conn: AsyncConnection, now: int, cache: DefinitionCache) -> None:
+    """WAIT tasks of RUNNING instances whose not-before time passed and whose references are met."""
+    rows = (await conn.execute(
+        sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
+                  task_instances.c.not_before, task_instances.c.flow_instance_id, flow_instances.c.cal_dt)
+        .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
+        .where(task_instances.c.status == int(Status.WAIT), flow_instances.c.status == int(Status.RUNNING),
+               sa.or_(task_instances.c.not_before.is_(None), task_instances.c.not_before <= now))
+    )).all()
+    for row in rows:
+        await _offer(conn, await _load_graph(conn, cache, row.flow_instance_id), row, row.cal_dt, now)
+
+
+async def _release_downstream(conn: AsyncConnection, graph: RunGraph, instance_id: str, task_name: str,
+                              flow_status: int, cal_dt: str, now: int) -> Status | None:
+    """After `task_name` succeeded: offer its direct downstream tasks whose upstreams are now all
+    done, and finish the instance when no task is left. Reads only the rows it decides on.
+    Nothing starts in an instance that is no longer RUNNING (a failed one lets running branches
+    finish, but starts nothing after them)."""
+    if flow_status != Status.RUNNING:
+        return None
+    downstream = graph.downstream.get(task_name, ())
+    if downstream:
+        names = {*downstream, *(name for target in downstream for name in graph.upstream.get(target, ()))}
+        rows = (await conn.execute(
+            sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
+                      task_instances.c.not_before)
+            .where(task_instances.c.flow_instance_id == instance_id, task_instances.c.task_name.in_(names))
+        )).all()
+        by_name = {row.task_name: row for row in rows}
+        for target in downstream:
+            row = by_name.get(target)
+            if row is not None and row.status in (Status.INIT, Status.WAIT) and _upstream_done(graph, target, by_name):
+                await _offer(conn, graph, row, cal_dt, now)
+    left = (await conn.execute(
+        sa.select(task_instances.c.instance_id)
+        .where(task_instances.c.flow_instance_id == instance_id,
+               task_instances.c.status.in_([int(s) for s in NOT_DONE_FOR_DOWNSTREAM])).limit(1)
+    )).first()
+    return None if left is not None else await _finish_flow(conn, instance_id, now)
+
+
+async def _finish_flow(conn: AsyncConnection, instance_id: str, now: int) -> Status | None:
+    """ALL_DONE: the instance ends when its last task did; its new status."""
+    status, end = (await conn.execute(
+        sa.select(flow_instances.c.status, sa.select(sa.func.max(task_instances.c.end_time))
+                  .where(task_instances.c.flow_instance_id == instance_id).scalar_subquery())
+        .where(flow_instances.c.instance_id == instance_id)
+    )).one()
+    return await _set_flow(conn, instance_id, status, FlowEvent.ALL_DONE, now, end_time=end or now)
 
 
 async def _links_satisfied(conn: AsyncConnection, definition: FlowDefinition, task_name: str, cal_dt: str) -> bool:
@@ -238,7 +336,7 @@ async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int,
     )).all()
     ranked = []
     for row in candidates:
-        definition = await _load_definition(conn, cache, row.flow_instance_id)
+        definition = (await _load_graph(conn, cache, row.flow_instance_id)).definition
         task = definition.task(row.task_name)
         assert task is not None
         ranked.append((-task.priority_level, row, task, definition))
@@ -285,6 +383,15 @@ class Result:
     consume_retry: bool = True  # False for a clean shutdown of batchd: the task did nothing wrong
 
 
+@dataclass(frozen=True, kw_only=True)
+class Recorded:
+    """What recording an outcome changed: the task's new status (None: nothing, a stale
+    outcome) and the flow's, when the task ended it (its last success, or a final failure)."""
+
+    task: Status | None
+    flow: Status | None = None
+
+
 INTERRUPTED = "INTERRUPTED"
 #: Runner verdict -> attempt outcome stored in task_attempts.outcome.
 _OUTCOME_OF = {"SUCCESS": OUTCOME_SUCCESS, "FAILED": OUTCOME_FAIL, "TIMEOUT": OUTCOME_TIMEOUT,
@@ -293,25 +400,33 @@ _OUTCOME_OF = {"SUCCESS": OUTCOME_SUCCESS, "FAILED": OUTCOME_FAIL, "TIMEOUT": OU
 
 
 async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: int, result: Result,
-                         cache: DefinitionCache) -> Status | None:
-    """Record one attempt's end and move its task (and maybe its flow); the task's new status.
+                         cache: DefinitionCache, now: int | None = None) -> Recorded:
+    """Record one attempt's end and move its task (and maybe its flow).
+
+    A success makes the task's direct downstream tasks READY (or WAIT) and finishes the flow
+    when it was the last task, here, in the same transaction: the next task can be claimed
+    without a scheduling pass. On PostgreSQL the flow instance's row is locked first, so two
+    upstream tasks of one downstream task finishing at once in two processes are decided one
+    after the other (each sees the other's success), never both "not all upstreams done yet".
 
     An attempt already closed (recovery declared it dead) or whose task was cancelled or
     deleted changes nothing but its own row.
     """
+    now = result.ended_ms if now is None else now
     row = (await conn.execute(
         sa.select(task_instances.c.status, task_instances.c.recall_num, task_instances.c.task_name,
                   task_instances.c.flow_instance_id, flow_instances.c.status.label("flow_status"),
-                  task_attempts.c.ended_at)
+                  flow_instances.c.cal_dt, task_attempts.c.ended_at)
         .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
         .join(task_attempts, sa.and_(task_attempts.c.task_instance_id == task_instances.c.instance_id,
                                      task_attempts.c.attempt == attempt))
         .where(task_instances.c.instance_id == task_instance_id)
+        .with_for_update(of=flow_instances)
     )).first()
     if row is None or row.ended_at is not None:
-        return None
-    definition = await _load_definition(conn, cache, row.flow_instance_id)
-    task = definition.task(row.task_name)
+        return Recorded(task=None)
+    graph = await _load_graph(conn, cache, row.flow_instance_id)
+    task = graph.definition.task(row.task_name)
     assert task is not None
     outcome = _OUTCOME_OF[result.verdict]
     if row.status != Status.RUNNING:
@@ -324,25 +439,31 @@ async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: 
     )
     end = result.ended_ms
     if outcome == OUTCOME_SUCCESS:
-        return await _set_task(conn, task_instance_id, row.status, TaskEvent.SUCCEEDED, end_time=end,
-                               is_timeout=False)
+        target = await _set_task(conn, task_instance_id, row.status, TaskEvent.SUCCEEDED, end_time=end,
+                                 is_timeout=False)
+        if target is not Status.SUCCESS:
+            return Recorded(task=target)
+        return Recorded(task=target, flow=await _release_downstream(
+            conn, graph, row.flow_instance_id, row.task_name, row.flow_status, row.cal_dt, now))
     if outcome == OUTCOME_WAIT:
         delay = task.retry_interval_seconds or WAIT_CODE_RECHECK_SECONDS
-        return await _set_task(conn, task_instance_id, row.status, TaskEvent.WAIT_CODE, not_before=end + delay * 1000)
+        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.WAIT_CODE,
+                                             not_before=end + delay * 1000))
     if outcome == OUTCOME_CANCEL:  # the runner killed it because the task was cancelled
-        return await _set_task(conn, task_instance_id, row.status, TaskEvent.CANCEL, end_time=end)
+        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.CANCEL, end_time=end))
     timed_out = outcome == OUTCOME_TIMEOUT
     if not result.consume_retry and row.flow_status == Status.RUNNING:
-        return await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY, not_before=end)
+        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY, not_before=end))
     if row.recall_num < task.retry_limit and row.flow_status == Status.RUNNING:
-        return await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY,
-                               recall_num=row.recall_num + 1, is_timeout=timed_out,
-                               not_before=end + task.retry_interval_seconds * 1000)
+        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY,
+                                             recall_num=row.recall_num + 1, is_timeout=timed_out,
+                                             not_before=end + task.retry_interval_seconds * 1000))
     event = TaskEvent.DIED if outcome == OUTCOME_INTERNAL else TaskEvent.TIMED_OUT if timed_out else TaskEvent.FAILED
     target = await _set_task(conn, task_instance_id, row.status, event, end_time=end, is_timeout=timed_out)
     if target in FAILED:
-        await _set_flow(conn, row.flow_instance_id, row.flow_status, FlowEvent.TASK_FAILED, end, end_time=end)
-    return target
+        return Recorded(task=target, flow=await _set_flow(conn, row.flow_instance_id, row.flow_status,
+                                                          FlowEvent.TASK_FAILED, end, end_time=end))
+    return Recorded(task=target)
 
 
 # --- cancel -----------------------------------------------------------------------------------

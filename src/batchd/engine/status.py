@@ -35,6 +35,8 @@ FAILED = frozenset({Status.FAIL, Status.INTERNAL_ERROR, Status.TIMEOUT})
 
 #: An upstream task in one of these lets its downstream tasks run.
 DONE_FOR_DOWNSTREAM = frozenset({Status.SUCCESS, Status.SKIP})
+#: Everything else: a task in one of these keeps its flow instance from finishing well.
+NOT_DONE_FOR_DOWNSTREAM = frozenset(Status) - DONE_FOR_DOWNSTREAM
 
 #: Not started yet, or between attempts: what cancel marks CANCEL without killing anything.
 PENDING = frozenset({Status.INIT, Status.WAIT, Status.READY})

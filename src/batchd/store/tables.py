@@ -201,7 +201,6 @@ task_instances = sa.Table(
         sa.String(96),
         sa.ForeignKey("flow_instances.instance_id", ondelete="CASCADE"),
         nullable=False,
-        index=True,
     ),
     sa.Column("task_id", sa.BigInteger, nullable=False),
     sa.Column("task_name", NAME, nullable=False),
@@ -214,6 +213,9 @@ task_instances = sa.Table(
     sa.Column("end_time", EPOCH_MS, nullable=True),
     sa.Column("created_at", EPOCH_MS, nullable=False),
     sa.Index(None, "status"),
+    # A succeeded task's downstream rows by name; "any task not done?" (migration 0006).
+    sa.Index("ix_task_instances_flow_task", "flow_instance_id", "task_name"),
+    sa.Index("ix_task_instances_flow_status", "flow_instance_id", "status"),
 )
 
 # One attempt of a task instance. `owner_*` and `lease_until` say which batchd process runs it;
