@@ -1,5 +1,10 @@
 """Two engines on one database (two batchd processes on one PostgreSQL, or one SQLite file) never
-claim the same task: every task instance runs exactly once and every flow instance succeeds."""
+claim the same task: every task instance runs exactly once and every flow instance succeeds.
+
+Each workflow is a diamond (t0, then t1..t4 side by side, then t5 after all of them), so the
+fan-in task's upstream tasks finish at the same time in both engines: each success must see the
+others', or t5 never becomes READY. The periodic sweep that would hide such a miss is turned off.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from servicekit import Backend
 
 from batchd.api.context import Caller
 from batchd.catalog import directories, flows
 from batchd.config import Settings
+from batchd.engine import dispatcher
 from batchd.engine.dispatcher import Engine
 from batchd.engine.instances import create_flow_instance
 from batchd.engine.progress import Owner
@@ -22,7 +29,7 @@ from batchd.store import identity
 from batchd.store.database import open_database
 from batchd.store.tables import flow_instances, task_attempts
 
-FLOWS, TASKS = 6, 4
+FLOWS, TASKS = 6, 6
 
 
 class RecordingExecutor:
@@ -50,7 +57,10 @@ async def scenario(settings: Settings) -> tuple[list[tuple[str, int]], list[int]
         root = (await directories.list_directories(conn, caller))[0]["key"]
         for f in range(FLOWS):
             tasks = [{"name": f"t{i}", "type": "COMMAND", "cmd": "true"} for i in range(TASKS)]
-            relations = [{"sourceTaskName": "t0", "targetTaskName": f"t{i}", "rerun": True} for i in range(1, TASKS)]
+            middle = range(1, TASKS - 1)
+            relations = [{"sourceTaskName": "t0", "targetTaskName": f"t{i}", "rerun": True} for i in middle]
+            relations += [{"sourceTaskName": f"t{i}", "targetTaskName": f"t{TASKS - 1}", "rerun": True}
+                          for i in middle]
             flow_id = (await flows.import_flow(conn, caller, {"flowName": f"f{f}", "dirId": root, "flowJson": {
                 "type": 0, "cycle": "D", "cron": "", "tasks": tasks, "relations": relations}}))["flowId"]
             await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
@@ -77,7 +87,9 @@ async def scenario(settings: Settings) -> tuple[list[tuple[str, int]], list[int]
     return runs, statuses, attempts
 
 
-def test_two_engines_never_claim_the_same_task(backend: Backend, tmp_path: Path) -> None:
+def test_two_engines_never_claim_the_same_task(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    monkeypatch.setattr(dispatcher, "SWEEP_EVERY_S", 3600.0)  # only the sweep at start
     settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
     runs, statuses, attempts = asyncio.run(scenario(settings))
     assert statuses == [Status.SUCCESS] * FLOWS
