@@ -30,6 +30,8 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -82,6 +84,7 @@ class Engine:
                            host=socket.gethostname(), pid=os.getpid())
         self.cache = DefinitionCache()
         self._wake = asyncio.Event()
+        self._writes = asyncio.Lock()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[str, tuple[int, asyncio.Event, asyncio.Task[None]]] = {}
@@ -113,6 +116,17 @@ class Engine:
     def wake(self) -> None:
         self._wake.set()
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction of this engine, queued behind the engine's other ones first.
+
+        SQLite has one writer; when two of this process's connections ask at once, the loser
+        sleeps in SQLite's busy handler (1, 2, 5, 10 ... ms steps) long after the lock is free.
+        Queueing here wakes the next one the moment the previous commits.
+        """
+        async with self._writes, self.database.transaction() as conn:
+            yield conn
+
     # --- the loop -----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
@@ -134,19 +148,19 @@ class Engine:
             await self._recover()
         if clock - self._last_renewal >= LEASE_RENEW_S and self._running:
             self._last_renewal = clock
-            async with self.database.transaction() as conn:
+            async with self._transaction() as conn:
                 await conn.execute(sa.update(task_attempts).where(
                     task_attempts.c.owner == self.owner.owner, task_attempts.c.ended_at.is_(None)
                 ).values(lease_until=now_ms() + LEASE_MS))
         sweep = self._last_sweep is None or clock - self._last_sweep >= SWEEP_EVERY_S
-        async with self.database.transaction() as conn:
+        async with self._transaction() as conn:
             await progress.schedule_pass(conn, now_ms(), self.cache, sweep=sweep)
         if sweep:
             self._last_sweep = clock
         await self._check_cancels()
         if self._stopping:
             return
-        async with self.database.transaction() as conn:
+        async with self._transaction() as conn:
             claims = await self._claim(conn, self.slots - len(self._running))
         self._start(claims)
 
@@ -160,7 +174,7 @@ class Engine:
             self._running[claim.task_instance_id] = (claim.attempt, cancel, task)
 
     async def _recover(self) -> None:
-        async with self.database.transaction() as conn:
+        async with self._transaction() as conn:
             dead = await recovery.declare_dead_attempts(conn, self.owner, now_ms(), self.cache)
         if dead:
             log.warning("declared %d attempt(s) dead: %s", len(dead), ", ".join(dead))
@@ -168,7 +182,7 @@ class Engine:
     async def _check_cancels(self) -> None:
         if not self._running:
             return
-        async with self.database.transaction() as conn:
+        async with self._transaction() as conn:
             rows = dict((await conn.execute(
                 sa.select(task_instances.c.instance_id, task_instances.c.status)
                 .where(task_instances.c.instance_id.in_(list(self._running)))
@@ -207,13 +221,22 @@ class Engine:
             if needs_loop:
                 self.wake()
 
+    async def _record_pid(self, claim: Claim, pid: int) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(sa.update(task_attempts).where(
+                task_attempts.c.task_instance_id == claim.task_instance_id,
+                task_attempts.c.attempt == claim.attempt,
+            ).values(pid=pid, pgid=pid))
+
     async def _attempt(self, claim: Claim, cancel: asyncio.Event) -> Result:
+        # The pid is written beside the running process instead of before waiting for it: a
+        # short task is over before the write would be. Crash recovery needs no pid to find the
+        # process group of an attempt on this machine (it looks for the attempt's marker), so a
+        # write that has not landed yet when batchd dies leaves nothing behind.
+        writes: list[asyncio.Task[None]] = []
+
         async def on_started(pid: int) -> None:
-            async with self.database.transaction() as conn:
-                await conn.execute(sa.update(task_attempts).where(
-                    task_attempts.c.task_instance_id == claim.task_instance_id,
-                    task_attempts.c.attempt == claim.attempt,
-                ).values(pid=pid, pgid=pid))
+            writes.append(asyncio.create_task(self._record_pid(claim, pid)))
 
         try:
             spec = self.spec(claim)
@@ -222,6 +245,11 @@ class Engine:
             log.exception("attempt %s/%d could not run", claim.task_instance_id, claim.attempt)
             return Result(verdict="ERROR", exit_code=None, timed_out=False, error=f"batchd could not run it: {exc}",
                           ended_ms=now_ms())
+        finally:
+            for failed in await asyncio.gather(*writes, return_exceptions=True):
+                if isinstance(failed, BaseException):
+                    log.warning("could not record the pid of %s/%d: %s", claim.task_instance_id, claim.attempt,
+                                failed)
         if self._stopping and outcome.cancelled:
             return Result(verdict=INTERRUPTED, exit_code=outcome.exit_code, timed_out=False,
                           error="batchd stopped during the attempt; it runs again after the restart",
@@ -239,7 +267,7 @@ class Engine:
         other processes are the loop's poll's to find."""
         for attempt in range(RECORD_TRIES):
             try:
-                async with self.database.transaction() as conn:
+                async with self._transaction() as conn:
                     recorded = await progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result,
                                                              self.cache, now_ms())
                     free = self.slots - len(self._running) + 1

@@ -98,16 +98,39 @@ async def _lock_engine(conn: AsyncConnection) -> None:
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ENGINE_LOCK_KEY})
 
 
+_CAS_STATEMENTS: dict[tuple[str, tuple[str, ...]], sa.Update] = {}
+
+
+def _cas(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
+    """`UPDATE table SET <columns> WHERE instance_id = :_id AND status = :_from`, built once per
+    column set: a status change is the engine's commonest statement, and building and keying a
+    fresh statement costs more than SQLite takes to run it."""
+    key = (table.name, columns)
+    made = _CAS_STATEMENTS.get(key)
+    if made is None:
+        made = _CAS_STATEMENTS[key] = (
+            sa.update(table)
+            .where(table.c.instance_id == sa.bindparam("_id"), table.c.status == sa.bindparam("_from"))
+            .values({name: sa.bindparam(f"_{name}") for name in columns}))
+    return made
+
+
+async def _compare_and_set(conn: AsyncConnection, table: sa.Table, instance_id: str, status: int,
+                           values: dict[str, object]) -> bool:
+    """Write `values` if the row still has `status`; False when a concurrent change (a cancel,
+    another process's claim) got there first, and this change is dropped."""
+    statement = _cas(table, tuple(values))
+    changed = await conn.execute(statement, {"_id": instance_id, "_from": int(status),
+                                             **{f"_{name}": value for name, value in values.items()}})
+    return changed.rowcount == 1
+
+
 async def _set_flow(conn: AsyncConnection, instance_id: str, status: int, event: FlowEvent, now: int,
                     **values: object) -> Status | None:
     target = flow_target(status, event)
     if target is not None and target != status:
-        # Compare-and-set on the status read: a concurrent change (a cancel) wins, this one is dropped.
-        changed = await conn.execute(
-            sa.update(flow_instances)
-            .where(flow_instances.c.instance_id == instance_id, flow_instances.c.status == int(status))
-            .values(status=int(target), updated_at=now, **values).returning(flow_instances.c.instance_id))
-        if changed.first() is None:
+        if not await _compare_and_set(conn, flow_instances, instance_id, status,
+                                      {"status": int(target), "updated_at": now, **values}):
             return None
     return target
 
@@ -116,11 +139,7 @@ async def _set_task(conn: AsyncConnection, instance_id: str, status: int, event:
                     **values: object) -> Status | None:
     target = task_target(status, event)
     if target is not None:
-        changed = await conn.execute(
-            sa.update(task_instances)
-            .where(task_instances.c.instance_id == instance_id, task_instances.c.status == int(status))
-            .values(status=int(target), **values).returning(task_instances.c.instance_id))
-        if changed.first() is None:
+        if not await _compare_and_set(conn, task_instances, instance_id, status, {"status": int(target), **values}):
             return None
     return target
 
@@ -241,22 +260,29 @@ async def _release_downstream(conn: AsyncConnection, graph: RunGraph, instance_i
     downstream = graph.downstream.get(task_name, ())
     if downstream:
         names = {*downstream, *(name for target in downstream for name in graph.upstream.get(target, ()))}
-        rows = (await conn.execute(
-            sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
-                      task_instances.c.not_before)
-            .where(task_instances.c.flow_instance_id == instance_id, task_instances.c.task_name.in_(names))
-        )).all()
+        rows = (await conn.execute(_TASKS_BY_NAME, {"instance_id": instance_id, "names": list(names)})).all()
         by_name = {row.task_name: row for row in rows}
+        offered = False
         for target in downstream:
             row = by_name.get(target)
             if row is not None and row.status in (Status.INIT, Status.WAIT) and _upstream_done(graph, target, by_name):
                 await _offer(conn, graph, row, cal_dt, now)
-    left = (await conn.execute(
-        sa.select(task_instances.c.instance_id)
-        .where(task_instances.c.flow_instance_id == instance_id,
-               task_instances.c.status.in_([int(s) for s in NOT_DONE_FOR_DOWNSTREAM])).limit(1)
-    )).first()
+                offered = True
+        if offered:
+            return None  # a task is about to run: the instance is not done
+    left = (await conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id})).first()
     return None if left is not None else await _finish_flow(conn, instance_id, now)
+
+
+_TASKS_BY_NAME = (
+    sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
+              task_instances.c.not_before)
+    .where(task_instances.c.flow_instance_id == sa.bindparam("instance_id"),
+           task_instances.c.task_name.in_(sa.bindparam("names", expanding=True))))
+_ANY_TASK_LEFT = (
+    sa.select(task_instances.c.instance_id)
+    .where(task_instances.c.flow_instance_id == sa.bindparam("instance_id"),
+           task_instances.c.status.in_([int(s) for s in NOT_DONE_FOR_DOWNSTREAM])).limit(1))
 
 
 async def _finish_flow(conn: AsyncConnection, instance_id: str, now: int) -> Status | None:
@@ -326,14 +352,7 @@ async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int,
     """Claim up to `limit` READY tasks of RUNNING flows, highest priorityLevel first, oldest trigger first."""
     if limit <= 0:
         return []
-    candidates = (await conn.execute(
-        sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.flow_instance_id,
-                  flow_instances.c.trigger_time, flow_instances.c.cal_dt, flow_instances.c.parameters)
-        .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
-        .where(task_instances.c.status == int(Status.READY), flow_instances.c.status == int(Status.RUNNING))
-        .order_by(flow_instances.c.trigger_time, task_instances.c.instance_id)
-        .limit(limit * 4)
-    )).all()
+    candidates = (await conn.execute(_READY_TASKS, {"limit": limit * 4})).all()
     ranked = []
     for row in candidates:
         definition = (await _load_graph(conn, cache, row.flow_instance_id)).definition
@@ -343,21 +362,17 @@ async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int,
     ranked.sort(key=lambda item: item[0])  # stable: trigger time order within one priority
     claims: list[Claim] = []
     for _, row, task, definition in ranked[:limit]:
-        attempt = (await conn.execute(
-            sa.update(task_instances)
-            .where(task_instances.c.instance_id == row.instance_id, task_instances.c.status == int(Status.READY))
-            .values(status=int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING),
-                    run_num=task_instances.c.run_num + 1, not_before=None,
-                    start_time=sa.func.coalesce(task_instances.c.start_time, now), end_time=None)
-            .returning(task_instances.c.run_num)
-        )).scalar_one_or_none()
+        attempt = (await conn.execute(_CLAIM, {
+            "_id": row.instance_id, "_from": int(Status.READY),
+            "_status": int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING), "_now": now,
+        })).scalar_one_or_none()
         if attempt is None:
             continue  # another process claimed it first
         log_path = log_path_of(row.flow_instance_id, row.instance_id)
-        await conn.execute(task_attempts.insert().values(
-            task_instance_id=row.instance_id, attempt=attempt, owner=owner.owner, owner_host=owner.host,
-            owner_pid=owner.pid, lease_until=now + lease_ms, started_at=now, log_path=str(log_path),
-        ))
+        await conn.execute(_NEW_ATTEMPT, {
+            "task_instance_id": row.instance_id, "attempt": attempt, "owner": owner.owner, "owner_host": owner.host,
+            "owner_pid": owner.pid, "lease_until": now + lease_ms, "started_at": now, "log_path": str(log_path),
+        })
         parameters = {item["key"]: item["value"] for item in json.loads(row.parameters)}
         claims.append(Claim(
             task_instance_id=row.instance_id, flow_instance_id=row.flow_instance_id, attempt=attempt, task=task,
@@ -365,6 +380,22 @@ async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int,
             log_path=log_path,
         ))
     return claims
+
+
+_READY_TASKS = (
+    sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.flow_instance_id,
+              flow_instances.c.trigger_time, flow_instances.c.cal_dt, flow_instances.c.parameters)
+    .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
+    .where(task_instances.c.status == int(Status.READY), flow_instances.c.status == int(Status.RUNNING))
+    .order_by(flow_instances.c.trigger_time, task_instances.c.instance_id)
+    .limit(sa.bindparam("limit")))
+_CLAIM = (
+    sa.update(task_instances)
+    .where(task_instances.c.instance_id == sa.bindparam("_id"), task_instances.c.status == sa.bindparam("_from"))
+    .values(status=sa.bindparam("_status"), run_num=task_instances.c.run_num + 1, not_before=None,
+            start_time=sa.func.coalesce(task_instances.c.start_time, sa.bindparam("_now")), end_time=None)
+    .returning(task_instances.c.run_num))
+_NEW_ATTEMPT = task_attempts.insert()
 
 
 # --- outcomes ---------------------------------------------------------------------------------
@@ -381,6 +412,21 @@ class Result:
     error: str | None
     ended_ms: int
     consume_retry: bool = True  # False for a clean shutdown of batchd: the task did nothing wrong
+
+
+_ATTEMPT_ROW = (
+    sa.select(task_instances.c.status, task_instances.c.recall_num, task_instances.c.task_name,
+              task_instances.c.flow_instance_id, flow_instances.c.status.label("flow_status"),
+              flow_instances.c.cal_dt, task_attempts.c.ended_at)
+    .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
+    .join(task_attempts, sa.and_(task_attempts.c.task_instance_id == task_instances.c.instance_id,
+                                 task_attempts.c.attempt == sa.bindparam("attempt")))
+    .where(task_instances.c.instance_id == sa.bindparam("task_instance_id"))
+    .with_for_update(of=flow_instances))
+_CLOSE_ATTEMPT = (
+    sa.update(task_attempts)
+    .where(task_attempts.c.task_instance_id == sa.bindparam("_task_instance_id"),
+           task_attempts.c.attempt == sa.bindparam("_attempt")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -413,16 +459,7 @@ async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: 
     deleted changes nothing but its own row.
     """
     now = result.ended_ms if now is None else now
-    row = (await conn.execute(
-        sa.select(task_instances.c.status, task_instances.c.recall_num, task_instances.c.task_name,
-                  task_instances.c.flow_instance_id, flow_instances.c.status.label("flow_status"),
-                  flow_instances.c.cal_dt, task_attempts.c.ended_at)
-        .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
-        .join(task_attempts, sa.and_(task_attempts.c.task_instance_id == task_instances.c.instance_id,
-                                     task_attempts.c.attempt == attempt))
-        .where(task_instances.c.instance_id == task_instance_id)
-        .with_for_update(of=flow_instances)
-    )).first()
+    row = (await conn.execute(_ATTEMPT_ROW, {"task_instance_id": task_instance_id, "attempt": attempt})).first()
     if row is None or row.ended_at is not None:
         return Recorded(task=None)
     graph = await _load_graph(conn, cache, row.flow_instance_id)
@@ -431,12 +468,10 @@ async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: 
     outcome = _OUTCOME_OF[result.verdict]
     if row.status != Status.RUNNING:
         outcome = OUTCOME_CANCEL
-    await conn.execute(
-        sa.update(task_attempts)
-        .where(task_attempts.c.task_instance_id == task_instance_id, task_attempts.c.attempt == attempt)
-        .values(ended_at=result.ended_ms, exit_code=result.exit_code, timed_out=result.timed_out,
-                outcome=outcome, error=result.error)
-    )
+    await conn.execute(_CLOSE_ATTEMPT, {
+        "_task_instance_id": task_instance_id, "_attempt": attempt, "ended_at": result.ended_ms,
+        "exit_code": result.exit_code, "timed_out": result.timed_out, "outcome": outcome, "error": result.error,
+    })
     end = result.ended_ms
     if outcome == OUTCOME_SUCCESS:
         target = await _set_task(conn, task_instance_id, row.status, TaskEvent.SUCCEEDED, end_time=end,

@@ -6,7 +6,8 @@ An open attempt (`ended_at` NULL) belongs to the process named in its row. It is
   lease, so a restarted server recovers at once; a previous incarnation with our own pid counts.
 
 For each dead attempt, in this order and inside one transaction: its leftover process group is
-killed (only possible on the machine it ran on) so that nothing runs twice at the same time, a
+killed (only possible on the machine it ran on; found by its recorded pid, or by the attempt's
+marker in the environment when batchd died before writing the pid) so that nothing runs twice at the same time, a
 line saying it died with batchd is appended to its log, and the attempt is recorded as
 INTERNAL_ERROR, which retries the task per `retryLimit` (or ends it INTERNAL_ERROR and fails
 the flow). Flow instances that were accepted but never started need nothing: they are rows, and
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.engine.progress import INTERRUPTED, DefinitionCache, Owner, Result, record_outcome
 from batchd.runner import kill_process_group
-from batchd.runner.process import process_alive
+from batchd.runner.process import marked_groups, process_alive
 from batchd.store.tables import task_attempts
 
 DIED_LINE = "batchd: this attempt died with batchd (process {owner} is gone); its process group was killed\n"
@@ -45,9 +46,12 @@ async def declare_dead_attempts(conn: AsyncConnection, me: Owner, now: int, cach
     rows = (await conn.execute(sa.select(task_attempts).where(task_attempts.c.ended_at.is_(None)))).all()
     dead = [row for row in rows if _is_dead(row, me, now)]
     for row in dead:
-        if row.pgid and row.owner_host == me.host and row.pgid != os.getpgrp():
-            # Only a group whose processes carry this task instance's marker is killed (pids are reused).
-            await kill_process_group(row.pgid, task_instance_id=row.task_instance_id, grace_seconds=0)
+        if row.owner_host == me.host:
+            # Only a group whose processes carry this task instance's marker is killed (pids are
+            # reused); without a recorded pid, the groups carrying the marker are found by it.
+            groups = {row.pgid} if row.pgid else marked_groups(row.task_instance_id)
+            for pgid in groups - {os.getpgrp()}:
+                await kill_process_group(pgid, task_instance_id=row.task_instance_id, grace_seconds=0)
         try:
             path = Path(row.log_path)
             path.parent.mkdir(parents=True, exist_ok=True)

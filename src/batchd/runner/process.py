@@ -106,6 +106,27 @@ async def terminate_group(pgid: int, grace_seconds: float) -> None:
         await _gone_within(pgid, AFTER_KILL_SECONDS)
 
 
+def marked_groups(task_instance_id: str) -> set[int]:
+    """Process groups on this machine with a live process carrying `task_instance_id`'s marker.
+
+    Crash recovery uses it for an attempt whose pid was never recorded (batchd died between
+    starting the child and writing its pid): the marker is in the child's environment from its
+    first instruction. Other users' processes, which we could not signal anyway, are skipped.
+    Empty without /proc.
+    """
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return set()
+    groups = set()
+    for name in names:
+        if name.isdigit() and _carries_marker(int(name), task_instance_id):
+            found = _state_and_group(name)
+            if found is not None and found[0] not in _DEAD and found[1] > 1:
+                groups.add(found[1])
+    return groups
+
+
 def _carries_marker(pid: int, task_instance_id: str) -> bool:
     try:
         with open(f"/proc/{pid}/environ", "rb") as environ:

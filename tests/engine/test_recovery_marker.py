@@ -1,0 +1,97 @@
+"""batchd killed between starting an attempt's process and writing its pid: the restarted batchd
+still finds and ends the orphaned process group, by the marker every attempt's processes carry in
+their environment, before the task is retried — and leaves other processes alone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import sqlalchemy as sa
+from servicekit import Backend
+
+from batchd.api.context import Caller
+from batchd.catalog import directories, flows
+from batchd.config import Settings
+from batchd.engine import progress, recovery
+from batchd.engine.instances import create_flow_instance
+from batchd.engine.progress import DefinitionCache, Owner
+from batchd.engine.status import Status
+from batchd.runner.process import MARKER
+from batchd.store import identity
+from batchd.store.database import open_database
+from batchd.store.tables import task_attempts, task_instances
+
+NOW = 1_700_000_000_000
+
+
+def a_dead_pid() -> int:
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    return finished.pid
+
+
+def sleeper(marker: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "600"], env={**os.environ, MARKER: marker}, start_new_session=True)
+
+
+async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
+    database = open_database(settings)
+    await database.migrate()
+    cache = DefinitionCache()
+    caller = Caller(org_id="o-marker", user_id="u-marker", user_name="tester")
+    dead_pid = a_dead_pid()
+    crashed = Owner(owner=f"{socket.gethostname()}:{dead_pid}:dead", host=socket.gethostname(), pid=dead_pid)
+    me = Owner(owner=f"{socket.gethostname()}:{os.getpid()}:me", host=socket.gethostname(), pid=os.getpid())
+    found: dict[str, object] = {}
+    try:
+        async with database.transaction() as conn:
+            await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
+            root = (await directories.list_directories(conn, caller))[0]["key"]
+            flow_id = (await flows.import_flow(conn, caller, {"flowName": "orphan", "dirId": root, "flowJson": {
+                "type": 0, "cycle": "D", "cron": "",
+                "tasks": [{"name": "t", "type": "COMMAND", "cmd": "sleep 600", "retryLimit": 1}]}}))["flowId"]
+            await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
+        async with database.transaction() as conn:
+            await progress.schedule_pass(conn, NOW, cache)
+            (claim,) = await progress.claim_ready(conn, crashed, 1, NOW, 30_000, cache,
+                                                  lambda _f, t: tmp_path / "logs" / f"{t}.log")
+        # The crashed batchd had started the process but never recorded its pid.
+        orphan, stranger = sleeper(claim.task_instance_id), sleeper("someone-else-123")
+        try:
+            async with database.transaction() as conn:
+                found["declared"] = await recovery.declare_dead_attempts(conn, me, NOW + 1, cache)
+            found["orphan_exit"] = await asyncio.to_thread(orphan.wait, 10)
+            found["stranger_running"] = stranger.poll() is None
+        finally:
+            for process in (orphan, stranger):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        async with database.transaction() as conn:
+            attempt = (await conn.execute(sa.select(task_attempts).where(
+                task_attempts.c.task_instance_id == claim.task_instance_id))).one()
+            task = (await conn.execute(sa.select(task_instances).where(
+                task_instances.c.instance_id == claim.task_instance_id))).one()
+        found["pid_recorded"], found["outcome"] = attempt.pgid, attempt.outcome
+        found["task_status"], found["recall_num"] = task.status, task.recall_num
+        found["task_instance_id"] = claim.task_instance_id
+    finally:
+        await database.dispose()
+    return found
+
+
+def test_an_orphan_without_a_recorded_pid_is_found_by_its_marker_and_killed(backend: Backend, tmp_path: Path
+                                                                            ) -> None:
+    settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
+    found = asyncio.run(scenario(settings, tmp_path))
+    assert found["declared"] == [found["task_instance_id"]]
+    assert found["pid_recorded"] is None
+    assert found["orphan_exit"] in (-signal.SIGTERM, -signal.SIGKILL)
+    assert found["stranger_running"] is True
+    assert found["outcome"] == "INTERNAL_ERROR"
+    assert (found["task_status"], found["recall_num"]) == (Status.WAIT, 1)  # retried per retryLimit 1
