@@ -36,6 +36,7 @@ from batchd.store import identity, tokens
 from batchd.store.database import Database
 
 CLOCK_SKEW_MS = 5 * 60 * 1000
+TOKEN_CACHE_SIZE = 4096  # tokens whose secret and org this process remembers
 PRUNE_EVERY_MS = 60 * 1000
 TOKEN_SERVICE_PREFIX = "/apim-token-service/v2.0/token"
 SIGNING_HEADERS = ("apim-accesstoken", "apim-timestamp", "apim-signature")
@@ -91,6 +92,7 @@ class Authenticator:
 
     database: Database
     _last_prune_ms: int = field(default=0)
+    _holders: dict[str, tokens.TokenHolder] = field(default_factory=dict)  # see _live_holder
 
     async def issue(self, request: TokenRequest) -> dict[str, Any]:
         async with self.database.transaction() as conn:
@@ -130,8 +132,10 @@ class Authenticator:
     async def verify_call(self, headers: Any, query: list[tuple[str, str]], body: bytes) -> str:
         """Check a call's token and signature; returns the org of its service account.
 
-        Raises `Unauthorized` naming the first thing wrong. The signature is recorded in its own
-        transaction, so a call that later fails still cannot be replayed.
+        Raises `Unauthorized` naming the first thing wrong. The signature is recorded, together
+        with the check that the token is still live, by one statement committed on its own before
+        the call runs, so a call that later fails still cannot be replayed (docs/decisions.md,
+        "Platform: token service and replay protection").
         """
         missing = [name for name in SIGNING_HEADERS if not headers.get(name)]
         if missing:
@@ -142,26 +146,37 @@ class Authenticator:
             raise Unauthorized(
                 f"apim-timestamp {timestamp!r} is not epoch ms within {CLOCK_SKEW_MS // 1000} s of server time"
             )
-        async with self.database.transaction() as conn:
-            holder = await tokens.find_token(conn, token)
-            if holder is None:
-                raise Unauthorized("unknown access token")
-            if holder.token.expires_at <= now:
-                raise Unauthorized("access token expired; get a new one from the token service")
-            if holder.account_revoked:
-                raise Unauthorized("the service account of this token is revoked")
+        async with self.database.autocommit() as conn:
+            holder = self._holders.get(token) or await self._live_holder(conn, token, now)
             params = "".join(name + value for name, value in sorted(query, key=lambda item: item[0]))
             expected = _sha256(token.encode(), params.encode(), body, timestamp.encode(), holder.secret_key.encode())
             if not hmac.compare_digest(expected, signature.lower()):
                 raise Unauthorized(
                     "apim-signature does not match sha256(accessToken + sorted query + body + timestamp + appSecret)"
                 )
-            if not await tokens.first_use(conn, signature.lower(), now):
+            if not await tokens.record_signature(conn, signature.lower(), token, now):
+                await self._live_holder(conn, token, now)  # raises when the token is no longer live
                 raise Unauthorized("replayed request: this apim-signature was already used")
             if now - self._last_prune_ms > PRUNE_EVERY_MS:
                 self._last_prune_ms = now
                 await tokens.forget_signatures_before(conn, now - 2 * CLOCK_SKEW_MS)
         return holder.org_id
+
+    async def _live_holder(self, conn: AsyncConnection, token: str, now: int) -> tokens.TokenHolder:
+        """The token with its account, read now; `Unauthorized` when it is not live. Remembered
+        for the token's secret and org only, which never change: whether it is still live is
+        asked again on every call, by `tokens.record_signature`."""
+        holder = await tokens.find_token(conn, token)
+        if holder is None:
+            raise Unauthorized("unknown access token")
+        if holder.token.expires_at <= now:
+            raise Unauthorized("access token expired; get a new one from the token service")
+        if holder.account_revoked:
+            raise Unauthorized("the service account of this token is revoked")
+        if len(self._holders) >= TOKEN_CACHE_SIZE:
+            self._holders.clear()  # only live tokens get here; a full memo is merely refilled
+        self._holders[token] = holder
+        return holder
 
 
 async def resolve_caller(conn: AsyncConnection, query: dict[str, str], key_org_id: str | None) -> Caller:

@@ -8,7 +8,10 @@ is a lookup of `(resource, method, action)` in `OPERATIONS`. Operations register
         ...  # return `data`; raise batchd.errors.* for a failure
 
 The handler runs inside one database transaction (`ctx.conn`): committed when it returns, rolled
-back when it raises, so a failed call changes nothing.
+back when it raises, so a failed call changes nothing. An operation registered with
+`writes=False` promises to only read: its transaction is a read transaction
+(`Database.read_transaction`), which on SQLite runs beside writers instead of queueing for the
+write lock. The default is a writing transaction, so an operation nobody marked stays correct.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Operation:
     action: str
     handler: Handler
     needs_caller: bool  # False: no userId/orgId (Get Current Time, Get Timezone)
+    writes: bool  # False: only reads, runs in a read transaction (module docstring)
     summary: str  # one line for /docs
     description: str  # more for /docs: parameters, body, errors
 
@@ -114,6 +118,7 @@ def operation(
     method: str,
     action: str,
     needs_caller: bool = True,
+    writes: bool = True,
     summary: str | None = None,
     description: str = "",
 ) -> Callable[[Handler], Handler]:
@@ -128,6 +133,7 @@ def operation(
                 action=action,
                 handler=handler,
                 needs_caller=needs_caller,
+                writes=writes,
                 summary=summary if summary is not None else doc.split("\n", 1)[0],
                 description=description or doc,
             )

@@ -2,7 +2,8 @@
 
 Order of checks, each failing fast and cheaply: body size (413), authentication (401), the
 operation for (resource, method, action) (62102), the JSON body (62102), then — inside the
-request's single transaction — the caller's userId/orgId (62101) and the handler itself.
+request's single transaction — the caller's userId/orgId (62101) and the handler itself. That
+transaction is a read transaction for operations registered with `writes=False`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from batchd.store.database import Database
 API_PREFIX = "/batch-processing-service/v2.1"
 
 
-async def dispatch(request: Request, resource: str) -> JSONResponse:
+async def dispatch(request: Request) -> JSONResponse:
+    resource: str = request.path_params["resource"]
     settings: Settings = request.app.state.settings
     database: Database = request.app.state.database
     authenticator: Authenticator = request.app.state.authenticator
@@ -39,7 +41,7 @@ async def dispatch(request: Request, resource: str) -> JSONResponse:
             if "\x00" in name or "\x00" in value:  # PostgreSQL text cannot store one
                 raise InvalidParameter(f"param: {name!r} has NUL characters, which are not allowed")
         body = parse_json(raw)
-        async with database.transaction() as conn:
+        async with (database.transaction() if op.writes else database.read_transaction()) as conn:
             caller = await resolve_caller(conn, query, key_org_id) if op.needs_caller else None
             context = RequestContext(
                 caller=caller, conn=conn, query=query, body=body, settings=settings, request_id=request_id

@@ -7,6 +7,12 @@ and then writes would otherwise hold a read snapshot it cannot upgrade when anot
 first, and SQLite answers that with an immediate SQLITE_BUSY that no timeout helps. Taking the
 write lock up front makes writers queue on the busy timeout instead.
 
+Read-only work may use `read_transaction()` instead: on SQLite a deferred `BEGIN`, whose first
+read fixes a WAL snapshot, so it neither takes nor waits for the write lock and still sees one
+consistent state. `autocommit()` gives a connection on which each statement commits by itself
+(for a single insert that must be durable before anything else happens, without a transaction
+of its own around it).
+
 PostgreSQL is reached through psycopg 3's async driver (`postgresql+psycopg://`).
 """
 
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -27,8 +33,12 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from batchd.config import Settings
+from batchd.store.sqlite_driver import one_hop_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Execution option telling the SQLite `begin` hook how to start: "read" (deferred BEGIN) or
+#: "autocommit" (no BEGIN at all); absent means BEGIN IMMEDIATE.
+_SQLITE_BEGIN = "batchd_sqlite_begin"
 MIGRATION_LOCK_KEY = 0x62A7C4D  # any constant; names batchd's migration lock on PostgreSQL
 T = TypeVar("T")
 
@@ -38,6 +48,7 @@ class Database:
     """One engine for the process; `transaction()` is how every unit of work touches it."""
 
     engine: AsyncEngine
+    _engines: dict[str, AsyncEngine] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -48,6 +59,35 @@ class Database:
         """A connection inside one transaction: committed on normal exit, rolled back on raise."""
         async with self.engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def read_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Like `transaction()`, for work that only reads: on SQLite it takes no write lock, so
+        it runs beside a writer instead of queueing behind it (module docstring). Writing in it
+        is a mistake: on SQLite the write would have to upgrade the lock and may fail busy."""
+        async with self._engine_for("read").begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection on which every statement is committed as it runs, with no transaction
+        around them (SQLite: its implicit one per statement; PostgreSQL: AUTOCOMMIT)."""
+        async with self._engine_for("autocommit").connect() as conn:
+            yield conn
+
+    def _engine_for(self, mode: str) -> AsyncEngine:
+        """The engine with the execution options of `mode`, sharing its pool and event hooks
+        (made once here rather than set on every connection: each option change costs a call)."""
+        engine = self._engines.get(mode)
+        if engine is None:
+            if self.dialect == "sqlite":
+                engine = self.engine.execution_options(**{_SQLITE_BEGIN: mode})
+            elif mode == "autocommit":
+                engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                engine = self.engine
+            self._engines[mode] = engine
+        return engine
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic `upgrade head`); a no-op when current."""
@@ -70,7 +110,10 @@ def open_database(settings: Settings) -> Database:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             settings.home.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        if url.database and url.database != ":memory:" and not url.query:
+            engine = create_async_engine(url, async_creator=one_hop_connector(url.database))
+        else:
+            engine = create_async_engine(url)
         _configure_sqlite(engine)
     else:
         engine = create_async_engine(url, pool_pre_ping=True)
@@ -106,7 +149,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN)
+        if mode == "autocommit":
+            return  # the driver runs each statement in SQLite's own implicit transaction
+        conn.exec_driver_sql("BEGIN" if mode == "read" else "BEGIN IMMEDIATE")
 
 
 def _alembic_config() -> Config:

@@ -1,8 +1,10 @@
 """Access tokens of the token service, and the replay guard for signed calls.
 
 A token is an opaque random string tied to one service account, valid for `TOKEN_TTL_SECONDS`
-(the 7200 s the EnOS token service announces). It is looked up together with its account on
-every call, so revoking the account disables its tokens without touching them.
+(the 7200 s the EnOS token service announces). Every call checks it together with its account,
+so revoking the account disables its tokens without touching them: `record_signature` does that
+check and the replay guard's insert in one statement, the one database round trip a signed call
+makes once the token's secret is known.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sqlalchemy.dialects import postgresql, sqlite
 
 from batchd.store.statements import insert_if_absent
 from batchd.store.tables import access_tokens, service_accounts, used_signatures
@@ -73,6 +77,27 @@ async def drop_token(conn: AsyncConnection, token: str) -> None:
 async def first_use(conn: AsyncConnection, signature: str, now: int) -> bool:
     """Record a signature; False when it was already seen, i.e. the request is a replay."""
     return await insert_if_absent(conn, used_signatures, signature=signature, seen_at=now)
+
+
+async def record_signature(conn: AsyncConnection, signature: str, token: str, now: int) -> bool:
+    """Record a call's signature if, at this instant, `token` is live (exists, not expired, its
+    account not revoked) and the signature is new; True when recorded. One statement, so the
+    check and the record cannot be separated by a revocation or by the same signature arriving
+    at another process. On False the caller looks at the token again to say which it was.
+    """
+    live = (
+        sa.select(sa.literal(signature, sa.String), sa.literal(now, sa.BigInteger))
+        .select_from(access_tokens.join(service_accounts))
+        .where(access_tokens.c.token == token, access_tokens.c.expires_at > now,
+               service_accounts.c.revoked_at.is_(None))
+    )
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[conn.dialect.name](used_signatures)
+    statement = (
+        insert.from_select(["signature", "seen_at"], live)
+        .on_conflict_do_nothing(index_elements=["signature"])
+        .returning(used_signatures.c.signature)
+    )
+    return (await conn.execute(statement)).first() is not None
 
 
 async def forget_signatures_before(conn: AsyncConnection, cutoff: int) -> None:

@@ -24,25 +24,25 @@ async def _detail(ctx: RequestContext) -> dict[str, Any]:
                                 zone=ctx.settings.zone, user_locked=caller.locked)
 
 
-@operation(resource="flows", method="GET", action="get")
+@operation(resource="flows", method="GET", action="get", writes=False)
 async def get_flow(ctx: RequestContext) -> dict[str, Any]:
     """Get Flow: FlowDetail of `flowId` (any member of its organisation; `version=N` for an older one)."""
     return await _detail(ctx)
 
 
-@operation(resource="flows", method="GET", action="loadForEdit")
+@operation(resource="flows", method="GET", action="loadForEdit", writes=False)
 async def load_flow_for_edit(ctx: RequestContext) -> dict[str, Any]:
     """Load Flow For Edit: FlowDetail with `queue`, the starting point of Save Flow."""
     return await _detail(ctx)
 
 
-@operation(resource="flows", method="GET", action="export")
+@operation(resource="flows", method="GET", action="export", writes=False)
 async def export_flow(ctx: RequestContext) -> dict[str, Any]:
     """Export Flow: the portable FlowDefinition, Import Flow's `flowJson` (`version=N` for an older one)."""
     return await flows.export_flow(ctx.conn, _caller(ctx), ctx.query.get("flowId"), version=ctx.query.get("version"))
 
 
-@operation(resource="flows", method="GET", action="getMyFlow")
+@operation(resource="flows", method="GET", action="getMyFlow", writes=False)
 async def get_my_flow(ctx: RequestContext) -> list[dict[str, Any]]:
     """Get My Flow: flows the caller owns or visits, filtered by `expression` (or V2.0's `searchValue`)."""
     expression = ctx.query.get("expression", ctx.query.get("searchValue"))
@@ -79,7 +79,7 @@ async def disable_flow(ctx: RequestContext) -> str:
     return await flows.set_flow_active(ctx.conn, _caller(ctx), ctx.body, active=False)
 
 
-@operation(resource="flows", method="POST", action="search")
+@operation(resource="flows", method="POST", action="search", writes=False)
 async def search_flow(ctx: RequestContext) -> list[dict[str, Any]]:
     """Search Flow: the organisation's flows matching `expression`, paged and sorted, as PageFlow."""
     return await flows.search_flows(ctx.conn, _caller(ctx), ctx.body)

@@ -13,14 +13,14 @@ def _caller(ctx: RequestContext) -> Caller:
     return ctx.caller
 
 
-@operation(resource="flowInstances", method="GET", action="get")
+@operation(resource="flowInstances", method="GET", action="get", writes=False)
 async def get_flow_instance(ctx: RequestContext) -> dict[str, Any]:
     """Get Flow Instance: FlowInstance of `flowInstId`, with `graph` (JSON text) of node statuses."""
     return await operations.get_flow_instance(ctx.conn, _caller(ctx), ctx.query.get("flowInstId"),
                                               zone=ctx.settings.zone)
 
 
-@operation(resource="flowInstances", method="POST", action="search")
+@operation(resource="flowInstances", method="POST", action="search", writes=False)
 async def list_flow_instances(ctx: RequestContext) -> dict[str, Any]:
     """List Flow Instances: `{"flowInsts": [...], "count": total}` filtered, sorted and paged."""
     return await operations.list_flow_instances(ctx.conn, _caller(ctx), ctx.body, zone=ctx.settings.zone)
@@ -32,14 +32,14 @@ async def cancel_flow_instance(ctx: RequestContext) -> str:
     return await operations.cancel(ctx.conn, _caller(ctx), ctx.body)
 
 
-@operation(resource="taskInstances", method="GET", action="get")
+@operation(resource="taskInstances", method="GET", action="get", writes=False)
 async def get_task_instance(ctx: RequestContext) -> dict[str, Any]:
     """Get Task Instance: one TaskInstance object for `taskInstId`."""
     return await operations.get_task_instance(ctx.conn, _caller(ctx), ctx.query.get("taskInstId"),
                                               zone=ctx.settings.zone)
 
 
-@operation(resource="taskInstances", method="GET", action="getLog")
+@operation(resource="taskInstances", method="GET", action="getLog", writes=False)
 async def get_task_instance_log(ctx: RequestContext) -> dict[str, str]:
     """Get Task Instance Log: `{"log": text}` of every attempt; `maxLength` keeps the last N characters."""
     return await operations.get_task_log(ctx.conn, _caller(ctx), ctx.query.get("taskInstId"),

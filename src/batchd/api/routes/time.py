@@ -8,13 +8,13 @@ from batchd.api.context import RequestContext, operation
 from batchd.clock import now_ms
 
 
-@operation(resource="time", method="GET", action="getCurrentTime", needs_caller=False)
+@operation(resource="time", method="GET", action="getCurrentTime", needs_caller=False, writes=False)
 async def get_current_time(ctx: RequestContext) -> int:
     """Server time in epoch milliseconds (UTC)."""
     return now_ms()
 
 
-@operation(resource="time", method="GET", action="getTimeZone", needs_caller=False)
+@operation(resource="time", method="GET", action="getTimeZone", needs_caller=False, writes=False)
 async def get_time_zone(ctx: RequestContext) -> dict[str, str]:
     """The configured time zone's current offset, as `{"timezone": "GMT+8"}`."""
     return {"timezone": gmt_offset_label(datetime.now(ctx.settings.zone))}
