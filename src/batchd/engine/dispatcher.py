@@ -221,35 +221,17 @@ class Engine:
             if needs_loop:
                 self.wake()
 
-    async def _record_pid(self, claim: Claim, pid: int) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(sa.update(task_attempts).where(
-                task_attempts.c.task_instance_id == claim.task_instance_id,
-                task_attempts.c.attempt == claim.attempt,
-            ).values(pid=pid, pgid=pid))
-
     async def _attempt(self, claim: Claim, cancel: asyncio.Event) -> Result:
-        # The pid is written beside the running process instead of before waiting for it: a
-        # short task is over before the write would be. Crash recovery needs no pid to find the
-        # process group of an attempt on this machine (it looks for the attempt's marker), so a
-        # write that has not landed yet when batchd dies leaves nothing behind.
-        writes: list[asyncio.Task[None]] = []
-
-        async def on_started(pid: int) -> None:
-            writes.append(asyncio.create_task(self._record_pid(claim, pid)))
-
+        # No write while the process starts: its pid is stored with the outcome. Crash recovery
+        # does not need it to end an orphaned attempt on this machine; it finds the process
+        # group by the marker in the environment of the attempt's processes (`recovery`).
         try:
             spec = self.spec(claim)
-            outcome = await self.executor.submit(spec, on_started, cancel)
+            outcome = await self.executor.submit(spec, None, cancel)
         except Exception as exc:  # noqa: BLE001 - a broken attempt is a failed attempt, never a dead loop
             log.exception("attempt %s/%d could not run", claim.task_instance_id, claim.attempt)
             return Result(verdict="ERROR", exit_code=None, timed_out=False, error=f"batchd could not run it: {exc}",
                           ended_ms=now_ms())
-        finally:
-            for failed in await asyncio.gather(*writes, return_exceptions=True):
-                if isinstance(failed, BaseException):
-                    log.warning("could not record the pid of %s/%d: %s", claim.task_instance_id, claim.attempt,
-                                failed)
         if self._stopping and outcome.cancelled:
             return Result(verdict=INTERRUPTED, exit_code=outcome.exit_code, timed_out=False,
                           error="batchd stopped during the attempt; it runs again after the restart",
@@ -257,7 +239,7 @@ class Engine:
         task = claim.task
         verdict = classify(outcome, frozenset(task.success_codes or (0,)), frozenset(task.wait_codes or ()))
         return Result(verdict=verdict.value, exit_code=outcome.exit_code, timed_out=outcome.timed_out,
-                      error=outcome.error, ended_ms=outcome.ended_ms)
+                      error=outcome.error, ended_ms=outcome.ended_ms, pid=outcome.pid)
 
     async def _record(self, claim: Claim, result: Result) -> bool:
         """Record the outcome and, in the same transaction, claim READY tasks for the slots free

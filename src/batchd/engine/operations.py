@@ -136,8 +136,9 @@ async def get_flow_instance(conn: AsyncConnection, caller: Caller, instance_id: 
     """Get Flow Instance: FlowInstance with `graph`, the per-node statuses as names."""
     row = await _flow_row(conn, caller, instance_id, "flowInstId")
     definition = _parse_snapshot(row.definition)
-    tasks = (await conn.execute(sa.select(task_instances).where(
-        task_instances.c.flow_instance_id == row.instance_id))).all()
+    tasks = (await conn.execute(
+        sa.select(task_instances.c.task_name, task_instances.c.instance_id, task_instances.c.status)
+        .where(task_instances.c.flow_instance_id == row.instance_id))).all()
     graph = shapes.instance_graph(row, definition, list(tasks),
                                   await _upstream_statuses(conn, definition, row.cal_dt))
     return shapes.flow_instance(row, definition, zone=zone, can_edit=_owns(caller, row), graph=graph)

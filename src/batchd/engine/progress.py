@@ -50,6 +50,7 @@ class RunGraph:
     """
 
     definition: FlowDefinition
+    tasks: dict[str, TaskDefinition]  # by name (FlowDefinition.task walks the list)
     upstream: dict[str, tuple[str, ...]]
     downstream: dict[str, tuple[str, ...]]
     linked: frozenset[str]  # tasks that are the target of a cross-workflow reference
@@ -61,7 +62,7 @@ class RunGraph:
         for relation in definition.relations:
             upstream.setdefault(relation.target, []).append(relation.source)
             downstream.setdefault(relation.source, []).append(relation.target)
-        return cls(definition=definition, upstream={k: tuple(v) for k, v in upstream.items()},
+        return cls(definition=definition, tasks={task.name: task for task in definition.tasks}, upstream={k: tuple(v) for k, v in upstream.items()},
                    downstream={k: tuple(v) for k, v in downstream.items()},
                    linked=frozenset(relation.target for relation in definition.link_relations))
 
@@ -355,9 +356,8 @@ async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int,
     candidates = (await conn.execute(_READY_TASKS, {"limit": limit * 4})).all()
     ranked = []
     for row in candidates:
-        definition = (await _load_graph(conn, cache, row.flow_instance_id)).definition
-        task = definition.task(row.task_name)
-        assert task is not None
+        graph = await _load_graph(conn, cache, row.flow_instance_id)
+        task, definition = graph.tasks[row.task_name], graph.definition
         ranked.append((-task.priority_level, row, task, definition))
     ranked.sort(key=lambda item: item[0])  # stable: trigger time order within one priority
     claims: list[Claim] = []
@@ -412,6 +412,7 @@ class Result:
     error: str | None
     ended_ms: int
     consume_retry: bool = True  # False for a clean shutdown of batchd: the task did nothing wrong
+    pid: int | None = None  # the attempt's process (and process group), when one started
 
 
 _ATTEMPT_ROW = (
@@ -463,14 +464,14 @@ async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: 
     if row is None or row.ended_at is not None:
         return Recorded(task=None)
     graph = await _load_graph(conn, cache, row.flow_instance_id)
-    task = graph.definition.task(row.task_name)
-    assert task is not None
+    task = graph.tasks[row.task_name]
     outcome = _OUTCOME_OF[result.verdict]
     if row.status != Status.RUNNING:
         outcome = OUTCOME_CANCEL
     await conn.execute(_CLOSE_ATTEMPT, {
         "_task_instance_id": task_instance_id, "_attempt": attempt, "ended_at": result.ended_ms,
         "exit_code": result.exit_code, "timed_out": result.timed_out, "outcome": outcome, "error": result.error,
+        "pid": result.pid, "pgid": result.pid,
     })
     end = result.ended_ms
     if outcome == OUTCOME_SUCCESS:

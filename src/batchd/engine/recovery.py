@@ -6,8 +6,8 @@ An open attempt (`ended_at` NULL) belongs to the process named in its row. It is
   lease, so a restarted server recovers at once; a previous incarnation with our own pid counts.
 
 For each dead attempt, in this order and inside one transaction: its leftover process group is
-killed (only possible on the machine it ran on; found by its recorded pid, or by the attempt's
-marker in the environment when batchd died before writing the pid) so that nothing runs twice at the same time, a
+killed (only possible on the machine it ran on; the engine stores an attempt's pid only with its
+outcome, so the group is found by the attempt's marker in its processes' environment) so that nothing runs twice at the same time, a
 line saying it died with batchd is appended to its log, and the attempt is recorded as
 INTERNAL_ERROR, which retries the task per `retryLimit` (or ends it INTERNAL_ERROR and fails
 the flow). Flow instances that were accepted but never started need nothing: they are rows, and
@@ -64,6 +64,6 @@ async def declare_dead_attempts(conn: AsyncConnection, me: Owner, now: int, cach
             pass  # the log is a courtesy; the attempt row records the death either way
         await record_outcome(conn, row.task_instance_id, row.attempt, Result(
             verdict=INTERRUPTED, exit_code=None, timed_out=False,
-            error=f"batchd process {row.owner} died during the attempt", ended_ms=now,
+            error=f"batchd process {row.owner} died during the attempt", ended_ms=now, pid=row.pgid,
         ), cache)
     return [row.task_instance_id for row in dead]

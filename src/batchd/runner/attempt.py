@@ -276,6 +276,18 @@ def _open_log(path: Path) -> BinaryIO:
         return open(path, "ab", buffering=0)
 
 
+def _prepare(spec: AttemptSpec) -> BinaryIO:
+    """The attempt's work directory, and its log opened with the header written."""
+    spec.workdir.mkdir(parents=True, exist_ok=True)
+    log = _open_log(spec.log_path)
+    try:
+        log.write(spec.header.encode("utf-8", "surrogateescape"))
+    except BaseException:
+        log.close()
+        raise
+    return log
+
+
 def _failed(spec: AttemptSpec, log: BinaryIO | None, started_ms: int, error: str) -> AttemptOutcome:
     if log is not None:
         _note(log, error)
@@ -308,12 +320,12 @@ async def run_attempt(
         return AttemptOutcome(exit_code=None, cancelled=True, started_ms=started_ms, ended_ms=now_ms())
     kind = spec.task_type.upper()
     try:
-        spec.workdir.mkdir(parents=True, exist_ok=True)
-        log = _open_log(spec.log_path)
+        # Creating a folder and a file costs ~1 ms on an ordinary disk: done off the event loop,
+        # which meanwhile serves the other attempts and requests.
+        log = await asyncio.to_thread(_prepare, spec)
     except OSError as exc:
         return _failed(spec, None, started_ms, f"cannot prepare the attempt: {exc}")
     with log:
-        log.write(spec.header.encode("utf-8", "surrogateescape"))
         if kind in SHELL_KINDS or kind == PYTHON_KIND:
             return await _run_process(spec, kind, log, on_started, cancel, started_ms)
         return await _run_plugin(spec, kind, log, on_started, cancel, started_ms)

@@ -109,9 +109,9 @@ async def terminate_group(pgid: int, grace_seconds: float) -> None:
 def marked_groups(task_instance_id: str) -> set[int]:
     """Process groups on this machine with a live process carrying `task_instance_id`'s marker.
 
-    Crash recovery uses it for an attempt whose pid was never recorded (batchd died between
-    starting the child and writing its pid): the marker is in the child's environment from its
-    first instruction. Other users' processes, which we could not signal anyway, are skipped.
+    Crash recovery uses it for an attempt whose batchd died while it ran: the engine stores an
+    attempt's pid only with its outcome (a write per start would cost every task a transaction),
+    and the marker is in the child's environment from its first instruction. Other users' processes, which we could not signal anyway, are skipped.
     Empty without /proc.
     """
     try:
@@ -141,8 +141,8 @@ async def kill_process_group(
 ) -> bool:
     """End a leftover attempt's process group (crash recovery); True if anything was running.
 
-    The engine calls this on restart for attempts that were RUNNING under a dead batchd, with the
-    pid recorded by `on_started`. Pids are reused, so pass `task_instance_id`: the group is then
+    The engine calls this on restart for attempts that were RUNNING under a dead batchd, with a
+    group found by `marked_groups` (or a recorded pid). Pids are reused, so pass `task_instance_id`: the group is then
     only killed if one of its live processes carries `BATCHD_TASK_INSTANCE_ID=<that id>` in its
     environment (checked on Linux; elsewhere the group is trusted), and False is returned for a
     stranger's group. Refuses (ValueError) pgid <= 1 and batchd's own group.
