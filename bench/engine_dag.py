@@ -3,7 +3,8 @@
 Shapes: a chain (each task after the previous one), a fan-out (one root, 999 children) and a
 10-wide layered DAG (100 layers of 10, each task after every task of the layer before). The
 floor is the same number of `true` processes spawned by a plain asyncio loop with the same
-parallelism. batchd runs as a real `batchd serve --insecure` on loopback with a fresh SQLite
+parallelism, and (`serial floor`) one at a time — what a chain, which cannot run two tasks at
+once, can at best do. batchd runs as a real `batchd serve --insecure` on loopback with a fresh SQLite
 home; the time is from the Trigger Flow call to the instance reading SUCCESS (List Flow Instances,
 polled every 50 ms).
 
@@ -108,12 +109,13 @@ def main() -> None:
                     pass
                 time.sleep(0.1)
             root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
-            print(f"{'shape':10} {'batchd s':>10} {'floor s':>9} {'ratio':>7} {'ms/task':>8}")
+            print(f"{'shape':10} {'batchd s':>10} {'floor s':>9} {'ratio':>7} {'ms/task':>8} "
+                  f"{'serial floor s':>15} {'ratio':>7}")
             for shape in args.shapes.split(","):
                 flow_id = call(client, "POST", "flows", "import", {
                     "flowName": f"bench-{shape}", "desc": "", "dirId": root,
                     "flowJson": flow_json(shape, args.tasks)})["flowId"]
-                ours, floors = [], []
+                ours, floors, serial = [], [], []
                 for round_no in range(args.rounds):
                     trigger_ms = int(time.time() * 1000) - 60_000 * (round_no + 1) * 10
                     began = time.perf_counter()
@@ -133,8 +135,10 @@ def main() -> None:
                         time.sleep(0.05)
                     ours.append(time.perf_counter() - began)
                     floors.append(asyncio.run(floor(args.tasks, args.parallelism)))
-                a, b = statistics.median(ours), statistics.median(floors)
-                print(f"{shape:10} {a:10.2f} {b:9.2f} {a / b:7.2f} {1000 * (a - b) / args.tasks:8.2f}", flush=True)
+                    serial.append(asyncio.run(floor(args.tasks, 1)))
+                a, b, c = statistics.median(ours), statistics.median(floors), statistics.median(serial)
+                print(f"{shape:10} {a:10.2f} {b:9.2f} {a / b:7.2f} {1000 * (a - b) / args.tasks:8.2f} "
+                      f"{c:15.2f} {a / c:7.2f}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)

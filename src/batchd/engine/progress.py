@@ -219,9 +219,8 @@ async def _advance_tasks(conn: AsyncConnection, instance_id: str, cal_dt: str, n
         return
     graph = await _load_graph(conn, cache, instance_id)
     by_name = {row.task_name: row for row in rows}
-    for row in rows:
-        if row.status in (Status.INIT, Status.WAIT) and _upstream_done(graph, row.task_name, by_name):
-            await _offer(conn, graph, row, cal_dt, now)
+    await _offer(conn, graph, [row for row in rows if row.status in (Status.INIT, Status.WAIT)
+                               and _upstream_done(graph, row.task_name, by_name)], cal_dt, now)
 
 
 def _upstream_done(graph: RunGraph, task_name: str, by_name: dict[str, sa.Row]) -> bool:
@@ -229,12 +228,28 @@ def _upstream_done(graph: RunGraph, task_name: str, by_name: dict[str, sa.Row]) 
                for name in graph.upstream.get(task_name, ()) if name in by_name)
 
 
-async def _offer(conn: AsyncConnection, graph: RunGraph, row: sa.Row, cal_dt: str, now: int) -> None:
-    """A task whose upstream tasks are done: READY, or WAIT while its not-before time (retry,
-    waitCode) or one of its cross-workflow references is still pending."""
-    waiting = (row.not_before is not None and row.not_before > now) or (
-        row.task_name in graph.linked and not await _links_satisfied(conn, graph.definition, row.task_name, cal_dt))
-    await _set_task(conn, row.instance_id, row.status, TaskEvent.BLOCKED if waiting else TaskEvent.UNBLOCKED)
+async def _offer(conn: AsyncConnection, graph: RunGraph, rows: list[sa.Row], cal_dt: str, now: int) -> None:
+    """Tasks whose upstream tasks are done: READY, or WAIT while a task's not-before time (retry,
+    waitCode) or one of its cross-workflow references is still pending. One compare-and-set
+    statement per (status, event) group: the root of a 1,000-task fan-out releases 999 tasks."""
+    groups: dict[tuple[int, TaskEvent], list[str]] = {}
+    for row in rows:
+        waiting = (row.not_before is not None and row.not_before > now) or (
+            row.task_name in graph.linked
+            and not await _links_satisfied(conn, graph.definition, row.task_name, cal_dt))
+        groups.setdefault((row.status, TaskEvent.BLOCKED if waiting else TaskEvent.UNBLOCKED), []).append(
+            row.instance_id)
+    for (status, event), instance_ids in groups.items():
+        target = task_target(status, event)
+        if target is not None and target != status:
+            await conn.execute(_CAS_MANY, {"_ids": instance_ids, "_from": int(status), "_status": int(target)})
+
+
+_CAS_MANY = (
+    sa.update(task_instances)
+    .where(task_instances.c.instance_id.in_(sa.bindparam("_ids", expanding=True)),
+           task_instances.c.status == sa.bindparam("_from"))
+    .values(status=sa.bindparam("_status")))
 
 
 async def _release_waiting(conn: AsyncConnection, now: int, cache: DefinitionCache) -> None:
@@ -247,7 +262,7 @@ async def _release_waiting(conn: AsyncConnection, now: int, cache: DefinitionCac
                sa.or_(task_instances.c.not_before.is_(None), task_instances.c.not_before <= now))
     )).all()
     for row in rows:
-        await _offer(conn, await _load_graph(conn, cache, row.flow_instance_id), row, row.cal_dt, now)
+        await _offer(conn, await _load_graph(conn, cache, row.flow_instance_id), [row], row.cal_dt, now)
 
 
 async def _release_downstream(conn: AsyncConnection, graph: RunGraph, instance_id: str, task_name: str,
@@ -263,13 +278,11 @@ async def _release_downstream(conn: AsyncConnection, graph: RunGraph, instance_i
         names = {*downstream, *(name for target in downstream for name in graph.upstream.get(target, ()))}
         rows = (await conn.execute(_TASKS_BY_NAME, {"instance_id": instance_id, "names": list(names)})).all()
         by_name = {row.task_name: row for row in rows}
-        offered = False
-        for target in downstream:
-            row = by_name.get(target)
-            if row is not None and row.status in (Status.INIT, Status.WAIT) and _upstream_done(graph, target, by_name):
-                await _offer(conn, graph, row, cal_dt, now)
-                offered = True
+        offered = [row for row in (by_name.get(target) for target in downstream)
+                   if row is not None and row.status in (Status.INIT, Status.WAIT)
+                   and _upstream_done(graph, row.task_name, by_name)]
         if offered:
+            await _offer(conn, graph, offered, cal_dt, now)
             return None  # a task is about to run: the instance is not done
     left = (await conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id})).first()
     return None if left is not None else await _finish_flow(conn, instance_id, now)
