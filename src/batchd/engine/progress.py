@@ -395,13 +395,17 @@ async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int,
     return claims
 
 
-_READY_TASKS = (
-    sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.flow_instance_id,
-              flow_instances.c.trigger_time, flow_instances.c.cal_dt, flow_instances.c.parameters)
-    .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
-    .where(task_instances.c.status == int(Status.READY), flow_instances.c.status == int(Status.RUNNING))
-    .order_by(flow_instances.c.trigger_time, task_instances.c.instance_id)
-    .limit(sa.bindparam("limit")))
+#: READY tasks of RUNNING instances, oldest trigger first. Written as CROSS JOIN with the join
+#: condition in WHERE (valid on both databases) because SQLite then walks the running instances
+#: in order (`flow_instances(status, trigger_time)`) and each one's READY tasks by index,
+#: stopping at the limit; joined the other way round it sorted every READY task of every
+#: instance on every claim. Within an instance tasks come in creation (definition) order.
+_READY_TASKS = sa.text(
+    "SELECT t.instance_id, t.task_name, t.flow_instance_id, f.trigger_time, f.cal_dt, f.parameters"
+    " FROM flow_instances f CROSS JOIN task_instances t"
+    " WHERE t.flow_instance_id = f.instance_id AND f.status = :running AND t.status = :ready"
+    " ORDER BY f.trigger_time LIMIT :limit"
+).bindparams(running=int(Status.RUNNING), ready=int(Status.READY))
 _CLAIM = (
     sa.update(task_instances)
     .where(task_instances.c.instance_id == sa.bindparam("_id"), task_instances.c.status == sa.bindparam("_from"))

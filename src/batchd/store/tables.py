@@ -189,7 +189,8 @@ flow_instances = sa.Table(
     # One workflow's instances, newest first: List Flow Instances (migration 0005).
     sa.Index("ix_flow_instances_flow_trigger", "flow_id", "trigger_time"),
     sa.Index(None, "org_id", "trigger_time"),
-    sa.Index(None, "status"),
+    # RUNNING instances oldest first, for claims (migration 0007).
+    sa.Index("ix_flow_instances_status_trigger", "status", "trigger_time"),
 )
 
 task_instances = sa.Table(
