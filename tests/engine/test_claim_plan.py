@@ -1,0 +1,48 @@
+"""The engine's per-task statements read by index, never by sorting or scanning all instances.
+
+Each finished task costs a claim (the next READY tasks, oldest instance first) and a look at its
+direct downstream tasks; with a workflow of 1,000 tasks either one done by a sort or a scan
+makes every step grow with the workflow (docs/performance.md, "Engine"). Checked on SQLite, where
+batchd never runs ANALYZE, so the plan is what the schema and the statement make it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from batchd.config import Settings
+from batchd.engine import progress
+from batchd.store.database import open_database
+
+
+def plan_of(tmp_path: Path, statement: sa.TextClause | sa.Select, parameters: dict[str, object]) -> str:
+    async def explain() -> str:
+        database = open_database(Settings.load(home=tmp_path, environ={}, timezone="UTC"))
+        try:
+            await database.migrate()
+            bound = statement.bindparams(**parameters) if isinstance(statement, sa.TextClause) else \
+                statement.params(**parameters)
+            async with database.transaction() as conn:
+                sql = str(bound.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+                rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+                return "\n".join(str(row[-1]) for row in rows)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(explain())
+
+
+def test_a_claim_walks_running_instances_in_order_without_sorting(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, progress._READY_TASKS, {"limit": 2})
+    assert "ix_flow_instances_status_trigger" in plan
+    assert "ix_task_instances_flow_status" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def test_a_success_reads_its_downstream_tasks_by_name(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, progress._TASKS_BY_NAME, {"instance_id": "1-x", "names": ["a", "b"]})
+    assert "ix_task_instances_flow_task" in plan
+    assert "SCAN" not in plan
