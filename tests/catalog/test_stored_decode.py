@@ -1,5 +1,6 @@
 """Reading a stored document: the direct path for tasks (`shapes._stored_task`) gives exactly what
-validating every field gives, and anything not in the stored shape takes the validating path."""
+validating every field gives, Get Flow's outline read shows exactly what the whole read shows,
+and anything not in the stored shape takes the validating path."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from batchd.catalog.shapes import from_document, to_document
-from batchd.catalog.validation import parse_import
+from batchd.catalog.model import StoredFlow
+from batchd.catalog.shapes import flow_detail, from_document, outline_from_document, to_document
+from batchd.catalog.fields import FieldReader
+from batchd.catalog.validation import parse_import, plain_task, read_task_fields
 from batchd.errors import InvalidParameter
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -59,3 +62,76 @@ def test_documents_not_in_the_stored_shape_read_as_validation_says(change: dict[
             from_document(document)
         return
     assert from_document(document) == expected
+
+
+# --- Get Flow's outline read (`shapes.outline_from_document`) --------------------------------
+
+
+def detail_of(definition: Any, task_nodes: Any = None) -> dict[str, Any]:
+    flow = StoredFlow(flow_id=7, org_id="o", dir_id="d", definition=definition, active=True, creator="c",
+                      create_time_ms=1, update_time_ms=2, update_user="u", entry=1, version=3)
+    return flow_detail(flow, can_edit=True, can_read=True, user_locked=False, task_nodes=task_nodes)
+
+
+def with_canvas(document: str) -> str:
+    """The document as a Save from the graph editor leaves it: positions, cycle gaps, a queue."""
+    doc = json.loads(document)
+    for i, task in enumerate(doc["tasks"]):
+        task["taskId"] = 1000 + i
+        task["position"] = {"x": i * 1.5, "y": -i} if i % 2 else None
+    for i, relation in enumerate(doc["relations"]):
+        relation["cycleGap"] = "D1" if i % 2 else None
+    doc["queue"] = "etl"
+    return json.dumps(doc)
+
+
+@settings(max_examples=60, deadline=None)
+@given(flow_json())
+def test_get_flow_shows_the_same_from_the_outline_as_from_the_whole_document(flow: dict[str, Any]) -> None:
+    for document in (stored(flow), with_canvas(stored(flow))):
+        outline = outline_from_document(document)
+        assert outline is not None
+        assert detail_of(*outline) == detail_of(from_document(document))
+
+
+@pytest.mark.parametrize("change", [
+    lambda doc: doc["relations"][0].update(rerun=1),  # a boolean written as a number
+    lambda doc: doc["tasks"][0].update(taskId="12"),
+    lambda doc: doc["tasks"][0].update(position={"x": 1}),
+    lambda doc: doc["tasks"][0].update(name=" "),
+    lambda doc: doc.update(flowLinks=[{"linkId": "l1", "sourceFlowName": "up", "sourceFlowId": 3, "position": None}]),
+])
+def test_documents_not_in_the_stored_shape_are_read_whole(change: Any) -> None:
+    doc = json.loads(with_canvas(stored(SEED["flowJson"])))
+    doc["relations"] = doc["relations"] or [{"sourceTaskName": doc["tasks"][0]["name"],
+                                             "targetTaskName": doc["tasks"][0]["name"], "rerun": False}]
+    change(doc)
+
+    assert outline_from_document(json.dumps(doc)) is None
+
+
+# --- the direct task read (`validation.plain_task`) against the field-by-field one ----------
+
+
+@settings(max_examples=60, deadline=None)
+@given(flow_json())
+def test_plain_tasks_read_as_field_by_field(flow: dict[str, Any]) -> None:
+    stored_tasks = json.loads(stored(flow))["tasks"]
+    for td in [*flow["tasks"], *stored_tasks]:
+        try:
+            expected = read_task_fields(FieldReader(td, "task"))
+        except InvalidParameter:
+            assert plain_task(td) is None
+            continue
+        direct = plain_task(td)
+        assert direct is None or direct == expected
+
+
+@pytest.mark.parametrize("change", [
+    {"timeout": "300"}, {"timeout": 10**9}, {"asLink": 1}, {"name": "x" * 200}, {"cron": " 0 0 * * * ? "},
+    {"resource": None}, {"successCode": "0,300"}, {"runMode": "{\"cpu\": 9}"}, {"type": "nope"},
+])
+def test_tasks_not_plain_are_read_field_by_field(change: dict[str, Any]) -> None:
+    td = {**json.loads(stored(SEED["flowJson"]))["tasks"][0], **change}
+
+    assert plain_task(td) is None

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog.fields import show, to_int
 from batchd.catalog.model import FlowDefinition, FlowLink, StoredFlow, TaskDefinition, TaskLink, UserList
-from batchd.catalog.shapes import from_document, to_document
+from batchd.catalog.shapes import TaskNode, from_document, outline_from_document, to_document
 from batchd.errors import IllegalState, InvalidParameter
 from batchd.store import ids
 from batchd.store.tables import flow_dependencies, flow_versions, flows, tasks
@@ -85,6 +85,20 @@ async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version
     if row is None or row.org_id != org_id:
         raise _not_found(flow_id)
     return await _flow_of_row(conn, row, version)
+
+
+async def load_flow_outline(conn: AsyncConnection, org_id: str, flow_id: int, *,
+                            version: int | None = None) -> tuple[StoredFlow, tuple[TaskNode, ...] | None]:
+    """`load_flow` for Get Flow: the current version read as an outline when it can be (its
+    definition then has no tasks; the nodes come second), else as `load_flow` reads it."""
+    row = (await conn.execute(sa.select(flows).where(flows.c.flow_id == flow_id))).first()
+    if row is None or row.org_id != org_id:
+        raise _not_found(flow_id)
+    if version is None or version == row.version:
+        outline = outline_from_document(row.definition)
+        if outline is not None:
+            return _stored(row, outline[0]), outline[1]
+    return await _flow_of_row(conn, row, version), None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

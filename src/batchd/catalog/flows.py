@@ -68,10 +68,10 @@ def parse_version(value: Any) -> int | None:
 async def get_flow(conn: AsyncConnection, caller: Caller, flow_id: Any, *, version: Any = None,
                    zone: dt.tzinfo = UTC, user_locked: bool = False) -> dict[str, Any]:
     """Get Flow and Load Flow For Edit: FlowDetail for any member of the flow's organisation."""
-    flow = await flow_store.load_flow(conn, caller.org_id, flow_store.parse_flow_id(flow_id),
-                                      version=parse_version(version))
+    flow, task_nodes = await flow_store.load_flow_outline(conn, caller.org_id, flow_store.parse_flow_id(flow_id),
+                                                         version=parse_version(version))
     return flow_detail(flow, can_edit=is_owner(caller, flow), can_read=can_read(caller, flow),
-                       user_locked=user_locked, zone=zone)
+                       user_locked=user_locked, zone=zone, task_nodes=task_nodes)
 
 
 async def export_flow(conn: AsyncConnection, caller: Caller, flow_id: Any, *, version: Any = None) -> dict[str, Any]:

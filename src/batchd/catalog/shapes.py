@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import json
 from typing import Any
 
@@ -22,25 +21,17 @@ from batchd.catalog.fields import FieldReader
 from batchd.catalog.model import (
     FlowDefinition,
     FlowLink,
+    NamedRelation,
     Position,
-    RunMode,
     StoredFlow,
     TaskDefinition,
     TaskLink,
 )
 from batchd.catalog.validation import (
     NAME_MAX,
-    PRIORITY_LEVEL,
-    RETRY_INTERVAL_SECONDS,
-    RETRY_LIMIT,
-    SYNC_TYPES,
-    TIMEOUT_SECONDS,
-    parse_codes,
     parse_definition,
-    parse_run_mode,
-    parse_task_type,
+    plain_task,
 )
-from batchd.errors import InvalidParameter
 
 UTC = dt.timezone.utc
 
@@ -201,66 +192,12 @@ def from_document(text: str, *, trusted: bool = True) -> FlowDefinition:
     )
 
 
-_STORED_TASK_TEXT = ("name", "resource", "cmd", "submitter", "filePackage", "cron", "successCode", "runMode")
-_STORED_TASK_INT = ("priorityLevel", "timeout", "retryLimit", "retryInterval", "syncType")
-
-
 def _stored_task(td: Any) -> TaskDefinition | None:
-    """A task exactly as `export_task` wrote it, without re-validating each field; None when it
-    is not in that shape (then the caller validates the whole document instead)."""
+    """A task exactly as `export_task` wrote it, read by `validation.plain_task` with its id and
+    canvas position; None when it is not in that shape (then the whole document is validated)."""
     if not isinstance(td, dict):
         return None
-    texts = [td.get(key) for key in _STORED_TASK_TEXT]
-    ints = [td.get(key) for key in _STORED_TASK_INT]
-    wait = td.get("waitCode")
-    if (
-        not all(type(value) is str for value in texts)
-        or not all(type(value) is int for value in ints)
-        or type(td.get("asLink")) is not bool
-        or (wait is not None and type(wait) is not str)
-        or not texts[0].strip()
-    ):
-        return None
-    name, resource, cmd, submitter, file_package, cron, success, run_mode = texts
-    priority, timeout, retry_limit, retry_interval, sync_type = ints
-    try:
-        original_type, kind = parse_task_type(td.get("type"), "type")
-        checked = _stored_task_checks(texts, wait, tuple(ints))
-    except InvalidParameter:
-        return None
-    success_codes, wait_codes, mode = checked
-    return TaskDefinition(
-        name=name, type=original_type, kind=kind, resource=resource, cmd=cmd, submitter=submitter,
-        file_package=file_package, cron=cron, priority_level=priority, timeout_seconds=timeout,
-        retry_limit=retry_limit, retry_interval_seconds=retry_interval, success_codes=success_codes,
-        wait_codes=wait_codes, as_link=td["asLink"], run_mode=mode, sync_type=sync_type,
-        task_id=td.get("taskId"), position=_position_of(td.get("position")),
-    )
-
-
-def _stored_task_checks(texts: list[str], wait: str | None,
-                        ints: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...] | None, RunMode]:
-    """The checks `parse_task` makes that a stored task could still fail: lengths, NUL, ranges,
-    codes and run mode (the last memoised: a few distinct texts serve thousands of tasks)."""
-    name, resource, cmd, submitter, file_package, cron, success, run_mode = texts
-    limits = ((name, NAME_MAX), (cmd, 1_000_000), (resource, 4096), (submitter, 4096), (file_package, 4096),
-              (cron, 4096), (success, 4096), (wait or "", 4096))
-    if any(len(text) > limit or "\x00" in text for text, limit in limits) or cron != cron.strip():
-        raise InvalidParameter("not as stored")
-    ranges = (PRIORITY_LEVEL, TIMEOUT_SECONDS, RETRY_LIMIT, RETRY_INTERVAL_SECONDS, SYNC_TYPES)
-    if not all(low <= value <= high for value, (low, high) in zip(ints, ranges, strict=True)):
-        raise InvalidParameter("not as stored")
-    return _codes(success), None if wait is None else _codes(wait), _run_mode(run_mode)
-
-
-@functools.lru_cache(maxsize=1024)
-def _codes(text: str) -> tuple[int, ...]:
-    return parse_codes(text, "code")
-
-
-@functools.lru_cache(maxsize=1024)
-def _run_mode(text: str) -> RunMode:
-    return parse_run_mode(FieldReader({"runMode": text}), "runMode")
+    return plain_task(td, task_id=td.get("taskId"), position=_position_of(td.get("position")))
 
 
 _COLLECTIONS = ("tasks", "relations", "flow_links", "task_links", "link_relations", "queue")
@@ -278,10 +215,73 @@ def _replace(record: Any, **changes: Any) -> Any:
     return dataclasses.replace(record, **changes)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TaskNode:
+    """What the graph shape shows of a task: its name, id and place on the canvas."""
+
+    name: str
+    task_id: int | None
+    position: Position | None
+
+
+def outline_from_document(text: str) -> tuple[FlowDefinition, tuple[TaskNode, ...]] | None:
+    """What Get Flow shows of a stored document, without decoding each task in full: the
+    definition with its header and relations but no tasks, and every task's node.
+
+    Get Flow shows of a task only its name, id and position, yet decoding the whole task (about
+    twenty fields, checked) was most of its time. The header is read by the validating code,
+    as in `from_document`; relations and nodes are read directly when they are exactly as
+    `to_document` writes them. None for anything else (and for flows with links, whose names
+    are looked up anew on every read): then the caller reads the whole document.
+    """
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("flowLinks") or doc.get("taskLinks") or doc.get("linkRelations"):
+        return None
+    tasks, relations = doc.get("tasks"), doc.get("relations")
+    if not isinstance(tasks, list) or not isinstance(relations, list):
+        return None
+    nodes = [_stored_node(td) for td in tasks]
+    edges = [_stored_relation(rd) for rd in relations]
+    if not all(nodes) or not all(edges):
+        return None
+    header = parse_definition(FieldReader({**doc, "tasks": [], "relations": []}, "definition"),
+                              name=doc["name"], check_crons=False)
+    definition = dataclasses.replace(header, queue=doc.get("queue", ""),
+                                     relations=tuple(edge for edge in edges if edge is not None))
+    return definition, tuple(node for node in nodes if node is not None)
+
+
+def _stored_node(td: Any) -> TaskNode | None:
+    if not isinstance(td, dict):
+        return None
+    name, task_id, position = td.get("name"), td.get("taskId"), td.get("position")
+    if type(name) is not str or not name.strip() or "\x00" in name or len(name) > NAME_MAX:
+        return None
+    if task_id is not None and type(task_id) is not int:
+        return None
+    if position is not None and not (
+        isinstance(position, dict) and all(type(position.get(k)) in (int, float) for k in ("x", "y"))
+    ):
+        return None
+    return TaskNode(name=name, task_id=task_id, position=_position_of(position))
+
+
+def _stored_relation(rd: Any) -> NamedRelation | None:
+    if not isinstance(rd, dict):
+        return None
+    source, target, rerun, gap = rd.get("sourceTaskName"), rd.get("targetTaskName"), rd.get("rerun"), rd.get("cycleGap")
+    if not all(type(end) is str and end.strip() and "\x00" not in end and len(end) <= 4096
+               for end in (source, target)):
+        return None
+    if type(rerun) is not bool or (gap is not None and type(gap) is not str):
+        return None
+    return NamedRelation(source=source, target=target, rerun=rerun, cycle_gap=gap)
+
+
 # --- graph shape (Get Flow, Load Flow For Edit) -------------------------------------------
 
 
-def task_node_id(task: TaskDefinition) -> str:
+def task_node_id(task: TaskNode | TaskDefinition) -> str:
     return f"t_{task.task_id}"
 
 
@@ -301,10 +301,14 @@ def _xy(position: Position | None) -> dict[str, float]:
     return {"x": position.x, "y": position.y}
 
 
-def flow_graph(flow: StoredFlow) -> dict[str, Any]:
-    """FlowGraph (spec §2.2), the content of FlowDetail.graph."""
+def flow_graph(flow: StoredFlow, task_nodes: tuple[TaskNode, ...] | None = None) -> dict[str, Any]:
+    """FlowGraph (spec §2.2), the content of FlowDetail.graph; `task_nodes` when the flow was
+    read as an outline (`outline_from_document`), else from its tasks."""
     d = flow.definition
-    node_of_task = {t.name: task_node_id(t) for t in d.tasks}
+    nodes = task_nodes if task_nodes is not None else tuple(
+        TaskNode(name=t.name, task_id=t.task_id, position=t.position) for t in d.tasks
+    )
+    node_of_task = {t.name: task_node_id(t) for t in nodes}
     node_of_link: dict[str, str] = {}
     flow_nodes: list[dict[str, Any]] = []
     for flow_link in d.flow_links:
@@ -348,7 +352,7 @@ def flow_graph(flow: StoredFlow) -> dict[str, Any]:
         "syncType": d.sync_type,
         "tasks": [
             {"taskName": t.name, "taskId": str(t.task_id), "nodeId": task_node_id(t), **_xy(t.position)}
-            for t in d.tasks
+            for t in nodes
         ],
         "flows": flow_nodes,
         "relations": relations,
@@ -356,13 +360,14 @@ def flow_graph(flow: StoredFlow) -> dict[str, Any]:
 
 
 def flow_detail(flow: StoredFlow, *, can_edit: bool, can_read: bool, user_locked: bool,
-                zone: dt.tzinfo = UTC) -> dict[str, Any]:
-    """FlowDetail (spec §2.1) of Get Flow and Load Flow For Edit, for one caller.
+                zone: dt.tzinfo = UTC, task_nodes: tuple[TaskNode, ...] | None = None) -> dict[str, Any]:
+    """FlowDetail (spec §2.1) of Get Flow and Load Flow For Edit, for one caller (`task_nodes`:
+    see `flow_graph`).
 
     `version` is a batchd addition: the number of the version shown (see docs/decisions.md).
     """
     d = flow.definition
-    graph = flow_graph(flow)
+    graph = flow_graph(flow, task_nodes)
     return {
         "flowId": flow.flow_id,
         "flowName": d.name,

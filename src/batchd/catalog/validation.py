@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 from batchd.catalog.fields import FieldReader, show, to_int
@@ -116,7 +118,22 @@ def parse_definition(reader: FieldReader, *, name: str, check_crons: bool = True
 
 
 def parse_task(reader: FieldReader, *, check_crons: bool = True) -> TaskDefinition:
-    """One portable TaskDefinition; `type` is kept exactly as sent for export."""
+    """One portable TaskDefinition; `type` is kept exactly as sent for export.
+
+    Tasks whose values are already plain JSON of the right types (what `plain_task` takes) are
+    built directly; the rest are read field by field, which is also what names the field at
+    fault when something is wrong.
+    """
+    direct = plain_task(reader.data)
+    if direct is not None:
+        if check_crons:
+            check_cron(direct.cron, reader.at("cron"), required=False)
+        return direct
+    return read_task_fields(reader, check_crons=check_crons)
+
+
+def read_task_fields(reader: FieldReader, *, check_crons: bool = True) -> TaskDefinition:
+    """`parse_task` field by field: any JSON a client may send, and the error naming the field."""
     original_type, kind = parse_task_type(reader.raw("type", required=True), reader.at("type"))
     cron = reader.text("cron").strip()
     if check_crons:
@@ -142,6 +159,74 @@ def parse_task(reader: FieldReader, *, check_crons: bool = True) -> TaskDefiniti
         run_mode=parse_run_mode(reader, "runMode"),
         sync_type=reader.integer("syncType", default=1, low=SYNC_TYPES[0], high=SYNC_TYPES[1]),
     )
+
+
+_PLAIN_TEXT = ("name", "resource", "cmd", "submitter", "filePackage", "cron", "successCode", "runMode")
+_PLAIN_INT = ("priorityLevel", "timeout", "retryLimit", "retryInterval", "syncType")
+
+
+def plain_task(td: Mapping[str, Any], *, task_id: int | None = None,
+               position: Position | None = None) -> TaskDefinition | None:
+    """The task `parse_task` would read from `td`, when every field is present as plain JSON of
+    its own type (strings, integers, a boolean) and valid; else None, and the caller reads the
+    task field by field.
+
+    Reading 50 tasks through FieldReader cost ~2 ms per Import Flow and per stored document read;
+    this path makes the same checks (lengths, NUL, ranges, type, codes, run mode; not the task
+    cron, which the caller checks) without a reader per field. It is tested equal to the
+    field-by-field read (tests/catalog/test_stored_decode.py).
+    """
+    texts = [td.get(key) for key in _PLAIN_TEXT]
+    ints = [td.get(key) for key in _PLAIN_INT]
+    wait = td.get("waitCode")
+    if (
+        not all(type(value) is str for value in texts)
+        or not all(type(value) is int for value in ints)
+        or type(td.get("asLink")) is not bool
+        or (wait is not None and type(wait) is not str)
+        or not texts[0].strip()
+    ):
+        return None
+    name, resource, cmd, submitter, file_package, cron, success, run_mode = texts
+    priority, timeout, retry_limit, retry_interval, sync_type = ints
+    try:
+        original_type, kind = parse_task_type(td.get("type"), "type")
+        success_codes, wait_codes, mode = _plain_task_checks(texts, wait, tuple(ints))
+    except InvalidParameter:
+        return None
+    return TaskDefinition(
+        name=name, type=original_type, kind=kind, resource=resource, cmd=cmd, submitter=submitter,
+        file_package=file_package, cron=cron, priority_level=priority, timeout_seconds=timeout,
+        retry_limit=retry_limit, retry_interval_seconds=retry_interval, success_codes=success_codes,
+        wait_codes=wait_codes, as_link=td["asLink"], run_mode=mode, sync_type=sync_type,
+        task_id=task_id, position=position,
+    )
+
+
+def _plain_task_checks(texts: list[str], wait: str | None,
+                       ints: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...] | None, RunMode]:
+    """The checks `parse_task` makes that plain values could still fail: lengths, NUL, a cron
+    with spaces around it (which the reader strips), ranges, codes and run mode (the last two
+    memoised: a few distinct texts serve thousands of tasks)."""
+    name, resource, cmd, submitter, file_package, cron, success, run_mode = texts
+    limits = ((name, NAME_MAX), (cmd, 1_000_000), (resource, 4096), (submitter, 4096), (file_package, 4096),
+              (cron, 4096), (success, 4096), (wait or "", 4096))
+    if any(len(text) > limit or "\x00" in text for text, limit in limits) or cron != cron.strip():
+        raise InvalidParameter("not plain")
+    ranges = (PRIORITY_LEVEL, TIMEOUT_SECONDS, RETRY_LIMIT, RETRY_INTERVAL_SECONDS, SYNC_TYPES)
+    if not all(low <= value <= high for value, (low, high) in zip(ints, ranges, strict=True)):
+        raise InvalidParameter("not plain")
+    return _codes(success), None if wait is None else _codes(wait), _run_mode(run_mode)
+
+
+@functools.lru_cache(maxsize=1024)
+def _codes(text: str) -> tuple[int, ...]:
+    return parse_codes(text, "code")
+
+
+@functools.lru_cache(maxsize=1024)
+def _run_mode(text: str) -> RunMode:
+    return parse_run_mode(FieldReader({"runMode": text}), "runMode")
 
 
 def parse_task_type(value: Any, path: str) -> tuple[str | int, TaskKind]:
