@@ -188,6 +188,8 @@ flow_instances = sa.Table(
     sa.Index("ix_flow_instances_last_fire", "flow_id", "origin", "trigger_time"),
     # One workflow's instances, newest first: List Flow Instances (migration 0005).
     sa.Index("ix_flow_instances_flow_trigger", "flow_id", "trigger_time"),
+    # ... and by start time (migration 0008).
+    sa.Index("ix_flow_instances_flow_start", "flow_id", "start_time"),
     sa.Index(None, "org_id", "trigger_time"),
     # RUNNING instances oldest first, for claims (migration 0007).
     sa.Index("ix_flow_instances_status_trigger", "status", "trigger_time"),
