@@ -15,6 +15,7 @@ from hypothesis import given, settings
 
 from batchd.catalog.model import StoredFlow
 from batchd.catalog.shapes import flow_detail, from_document, outline_from_document, to_document
+from batchd.catalog import validation
 from batchd.catalog.fields import FieldReader
 from batchd.catalog.validation import parse_import, plain_task, read_task_fields
 from batchd.errors import InvalidParameter
@@ -135,3 +136,29 @@ def test_tasks_not_plain_are_read_field_by_field(change: dict[str, Any]) -> None
     td = {**json.loads(stored(SEED["flowJson"]))["tasks"][0], **change}
 
     assert plain_task(td) is None
+
+
+@pytest.mark.parametrize("relation", [
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": True},
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": False},
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": None},
+    {"sourceTaskName": "a", "targetTaskName": "b"},
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": 1},
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": "true"},
+    {"sourceTaskName": 7, "targetTaskName": "b"},
+    {"sourceTaskName": " ", "targetTaskName": "b"},
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": "maybe"},
+])
+def test_relations_read_the_same_with_or_without_the_shortcut(relation: dict[str, Any]) -> None:
+    def read(flow: dict[str, Any]) -> Any:
+        try:
+            return parse_import({"flowName": "p", "dirId": "d", "flowJson": flow}).definition.relations
+        except InvalidParameter as error:
+            return error.message
+
+    flow = {**SEED["flowJson"], "tasks": [{"name": "a", "type": "SHELL"}, {"name": "b", "type": "SHELL"}],
+            "relations": [relation]}
+    with_shortcut = read(flow)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validation, "plain_relation", lambda rd: None)
+        assert read(flow) == with_shortcut

@@ -20,7 +20,7 @@ from batchd.catalog.model import FlowDefinition, FlowLink, StoredFlow, TaskDefin
 from batchd.catalog.shapes import TaskNode, from_document, outline_from_document, to_document
 from batchd.errors import IllegalState, InvalidParameter
 from batchd.store import ids
-from batchd.store.tables import flow_dependencies, flow_versions, flows, tasks
+from batchd.store.tables import directories, flow_dependencies, flow_versions, flows, tasks
 
 FLOW_COUNTER = "flow_id"
 TASK_COUNTER = "task_id"
@@ -142,9 +142,26 @@ async def check_name_free(conn: AsyncConnection, org_id: str, name: str, field: 
     query = sa.select(flows.c.flow_id).where(flows.c.org_id == org_id, flows.c.name == name)
     if except_flow is not None:
         query = query.where(flows.c.flow_id != except_flow)
-    existing = (await conn.execute(query)).scalar_one_or_none()
+    _refuse_taken_name((await conn.execute(query)).scalar_one_or_none(), name, field)
+
+
+def _refuse_taken_name(existing: int | None, name: str, field: str) -> None:
     if existing is not None:
         raise InvalidParameter(f"{field}: a workflow named {show(name)} already exists (flowId {existing})")
+
+
+async def check_import_target(conn: AsyncConnection, org_id: str, dir_id: str, name: str) -> None:
+    """Import Flow's two checks in one statement (one round trip, not two): `dirId` is a directory
+    of the organisation, then `flowName` is free in it (`check_name_free`)."""
+    found = (await conn.execute(sa.select(
+        sa.select(directories.c.dir_id)
+        .where(directories.c.dir_id == dir_id, directories.c.org_id == org_id).scalar_subquery().label("dir_id"),
+        sa.select(flows.c.flow_id)
+        .where(flows.c.org_id == org_id, flows.c.name == name).limit(1).scalar_subquery().label("taken"),
+    ))).one()
+    if found.dir_id is None:
+        raise InvalidParameter(f"dirId: Directory does not exist: {show(dir_id)}")
+    _refuse_taken_name(found.taken, name, "flowName")
 
 
 async def _flow_by_name(conn: AsyncConnection, org_id: str, name: str) -> sa.Row | None:
@@ -293,8 +310,17 @@ async def check_no_dependency_cycle(conn: AsyncConnection, flow_id: int, upstrea
 async def assign_task_ids(conn: AsyncConnection, definition: FlowDefinition) -> FlowDefinition:
     """Give every task without an id a new one, all taken from the counter in one statement."""
     fresh = iter(await ids.next_ids(conn, TASK_COUNTER, sum(t.task_id is None for t in definition.tasks)))
-    new_tasks = [t if t.task_id is not None else dataclasses.replace(t, task_id=next(fresh)) for t in definition.tasks]
+    new_tasks = [t if t.task_id is not None else _with_task_id(t, next(fresh)) for t in definition.tasks]
     return dataclasses.replace(definition, tasks=tuple(new_tasks))
+
+
+def _with_task_id(task: TaskDefinition, task_id: int) -> TaskDefinition:
+    """`dataclasses.replace(task, task_id=task_id)` without re-running `__init__` over twenty
+    fields (a fifth of an Import's Python time for 50 tasks): a copy of the already-built record
+    with one field changed, which is all replace would produce."""
+    copy = object.__new__(TaskDefinition)
+    copy.__dict__.update(task.__dict__, task_id=task_id)
+    return copy
 
 
 def _columns(definition: FlowDefinition, document: str) -> dict[str, object]:

@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog import flow_store
 from batchd.catalog.editing import apply_save
-from batchd.catalog.fields import INT64_MAX, FieldReader, show, sorters, to_int
+from batchd.catalog.fields import INT64_MAX, FieldReader, sorters, to_int
 from batchd.catalog.model import StoredFlow, UserList
 from batchd.catalog.permissions import Caller, can_read, is_owner, owns, require_owner, visits
 from batchd.catalog.shapes import UTC, export_definition, flow_detail, my_flow_item, page_flow
 from batchd.catalog.validation import PERIODIC, check_cron, parse_import, parse_save
 from batchd.clock import now_ms
 from batchd.errors import IllegalState, InvalidParameter
-from batchd.store.tables import directories, flows
+from batchd.store.tables import flows
 
 ENTRY_API = 1
 
@@ -40,14 +40,7 @@ SORT_COLUMNS = {
 async def import_flow(conn: AsyncConnection, caller: Caller, body: Any) -> dict[str, int]:
     """Import Flow: a new flow named `flowName` in `dirId`; the caller becomes its creator (an owner)."""
     request = parse_import(body)
-    directory = await conn.execute(
-        sa.select(directories.c.dir_id).where(
-            directories.c.dir_id == request.dir_id, directories.c.org_id == caller.org_id
-        )
-    )
-    if directory.first() is None:
-        raise InvalidParameter(f"dirId: Directory does not exist: {show(request.dir_id)}")
-    await flow_store.check_name_free(conn, caller.org_id, request.flow_name, "flowName")
+    await flow_store.check_import_target(conn, caller.org_id, request.dir_id, request.flow_name)
     definition = await flow_store.resolve_links(conn, caller.org_id, request.definition, self_id=None, path="flowJson")
     flow_id = await flow_store.allocate_flow_id(conn, request.flow_id)
     definition = await flow_store.assign_task_ids(conn, definition)

@@ -30,6 +30,7 @@ from batchd.catalog.model import (
 from batchd.catalog.validation import (
     NAME_MAX,
     parse_definition,
+    plain_relation,
     plain_task,
 )
 
@@ -269,13 +270,8 @@ def _stored_node(td: Any) -> TaskNode | None:
 def _stored_relation(rd: Any) -> NamedRelation | None:
     if not isinstance(rd, dict):
         return None
-    source, target, rerun, gap = rd.get("sourceTaskName"), rd.get("targetTaskName"), rd.get("rerun"), rd.get("cycleGap")
-    if not all(type(end) is str and end.strip() and "\x00" not in end and len(end) <= 4096
-               for end in (source, target)):
-        return None
-    if type(rerun) is not bool or (gap is not None and type(gap) is not str):
-        return None
-    return NamedRelation(source=source, target=target, rerun=rerun, cycle_gap=gap)
+    gap = rd.get("cycleGap")
+    return plain_relation(rd, cycle_gap=gap) if gap is None or type(gap) is str else None
 
 
 # --- graph shape (Get Flow, Load Flow For Edit) -------------------------------------------

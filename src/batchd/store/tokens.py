@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -79,25 +80,35 @@ async def first_use(conn: AsyncConnection, signature: str, now: int) -> bool:
     return await insert_if_absent(conn, used_signatures, signature=signature, seen_at=now)
 
 
+def _record_signature_statement(insert: Any) -> sa.Insert:
+    now = sa.bindparam("now", type_=sa.BigInteger)
+    live = (
+        sa.select(sa.bindparam("signature", type_=sa.String), now)
+        .select_from(access_tokens.join(service_accounts))
+        .where(access_tokens.c.token == sa.bindparam("token", type_=sa.String), access_tokens.c.expires_at > now,
+               service_accounts.c.revoked_at.is_(None))
+    )
+    return (
+        insert(used_signatures).from_select(["signature", "seen_at"], live)
+        .on_conflict_do_nothing(index_elements=["signature"])
+        .returning(used_signatures.c.signature)
+    )
+
+
+# Built once: constructing this statement per call cost more than running it.
+_RECORD_SIGNATURE = {"postgresql": _record_signature_statement(postgresql.insert),
+                     "sqlite": _record_signature_statement(sqlite.insert)}
+
+
 async def record_signature(conn: AsyncConnection, signature: str, token: str, now: int) -> bool:
     """Record a call's signature if, at this instant, `token` is live (exists, not expired, its
     account not revoked) and the signature is new; True when recorded. One statement, so the
     check and the record cannot be separated by a revocation or by the same signature arriving
     at another process. On False the caller looks at the token again to say which it was.
     """
-    live = (
-        sa.select(sa.literal(signature, sa.String), sa.literal(now, sa.BigInteger))
-        .select_from(access_tokens.join(service_accounts))
-        .where(access_tokens.c.token == token, access_tokens.c.expires_at > now,
-               service_accounts.c.revoked_at.is_(None))
-    )
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[conn.dialect.name](used_signatures)
-    statement = (
-        insert.from_select(["signature", "seen_at"], live)
-        .on_conflict_do_nothing(index_elements=["signature"])
-        .returning(used_signatures.c.signature)
-    )
-    return (await conn.execute(statement)).first() is not None
+    statement = _RECORD_SIGNATURE[conn.dialect.name]
+    result = await conn.execute(statement, {"signature": signature, "token": token, "now": now})
+    return result.first() is not None
 
 
 async def forget_signatures_before(conn: AsyncConnection, cutoff: int) -> None:
