@@ -183,13 +183,10 @@ flow_instances = sa.Table(
     sa.Column("start_task_id", sa.BigInteger, nullable=True),  # Trigger Flow From Task
     sa.Column("definition", sa.Text, nullable=False),  # the flow's stored document at creation
     sa.Column("parameters", sa.Text, nullable=False),  # effective [{"key","value"}] JSON text
-    sa.Index(None, "flow_id", "status"),
     # The newest scheduled fire of each workflow (migration 0004).
     sa.Index("ix_flow_instances_last_fire", "flow_id", "origin", "trigger_time"),
     # One workflow's instances, newest first: List Flow Instances (migration 0005).
     sa.Index("ix_flow_instances_flow_trigger", "flow_id", "trigger_time"),
-    # ... and by start time (migration 0008).
-    sa.Index("ix_flow_instances_flow_start", "flow_id", "start_time"),
     sa.Index(None, "org_id", "trigger_time"),
     # RUNNING instances oldest first, for claims (migration 0007).
     sa.Index("ix_flow_instances_status_trigger", "status", "trigger_time"),
@@ -216,9 +213,10 @@ task_instances = sa.Table(
     sa.Column("end_time", EPOCH_MS, nullable=True),
     sa.Column("created_at", EPOCH_MS, nullable=False),
     sa.Index(None, "status"),
-    # A succeeded task's downstream rows by name; "any task not done?" (migration 0006).
-    sa.Index("ix_task_instances_flow_task", "flow_instance_id", "task_name"),
-    sa.Index("ix_task_instances_flow_status", "flow_instance_id", "status"),
+    # A succeeded task's downstream rows by name; "any task not done?"; an instance's READY
+    # tasks (migrations 0006, 0008). One index: each one led by the instance id costs every new
+    # instance random page writes (docs/performance.md, "History").
+    sa.Index("ix_task_instances_flow_task_status", "flow_instance_id", "task_name", "status"),
 )
 
 # One attempt of a task instance. `owner_*` and `lease_until` say which batchd process runs it;
