@@ -283,7 +283,8 @@ async def _release_downstream(conn: AsyncConnection, graph: RunGraph, instance_i
                    and _upstream_done(graph, row.task_name, by_name)]
         if offered:
             await _offer(conn, graph, offered, cal_dt, now)
-            return None  # a task is about to run: the instance is not done
+        if offered or any(by_name[name].status not in DONE_FOR_DOWNSTREAM for name in downstream if name in by_name):
+            return None  # a downstream task is still to run: the instance is not done
     left = (await conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id})).first()
     return None if left is not None else await _finish_flow(conn, instance_id, now)
 
