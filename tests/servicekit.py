@@ -253,3 +253,28 @@ def newest_schema_revision() -> str:
     head = ScriptDirectory.from_config(config).get_current_head()
     assert head is not None
     return head
+
+
+async def claim_single_task(database: Any, org_id: str, flow_name: str, *, owner: Any, now: int, lease_ms: int,
+                            cache: Any, log_of: Callable[[str, str], Path]) -> Any:
+    """A one-task workflow (`sleep 600`, retryLimit 1) imported, triggered and its task claimed
+    by `owner` at `now`, straight on the engine's tables (no server): the start of the crash
+    and lease scenarios. Returns the `progress.Claim`."""
+    from batchd.api.context import Caller
+    from batchd.catalog import directories, flows
+    from batchd.engine import progress
+    from batchd.engine.instances import create_flow_instance
+    from batchd.store import identity
+
+    caller = Caller(org_id=org_id, user_id=f"u-{org_id}", user_name="tester")
+    async with database.transaction() as conn:
+        await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
+        root = (await directories.list_directories(conn, caller))[0]["key"]
+        flow_id = (await flows.import_flow(conn, caller, {"flowName": flow_name, "dirId": root, "flowJson": {
+            "type": 0, "cycle": "D", "cron": "",
+            "tasks": [{"name": "t", "type": "COMMAND", "cmd": "sleep 600", "retryLimit": 1}]}}))["flowId"]
+        await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
+    async with database.transaction() as conn:
+        await progress.schedule_pass(conn, now, cache)
+        (claim,) = await progress.claim_ready(conn, owner, 1, now, lease_ms, cache, log_of)
+    return claim

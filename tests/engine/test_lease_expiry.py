@@ -9,16 +9,12 @@ import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
-from servicekit import Backend
+from servicekit import Backend, claim_single_task
 
-from batchd.api.context import Caller
-from batchd.catalog import directories, flows
 from batchd.config import Settings
 from batchd.engine import progress, recovery
-from batchd.engine.instances import create_flow_instance
 from batchd.engine.progress import DefinitionCache, Owner
 from batchd.engine.status import Status
-from batchd.store import identity
 from batchd.store.database import open_database
 from batchd.store.tables import task_attempts, task_instances
 
@@ -32,20 +28,11 @@ async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
     database = open_database(settings)
     await database.migrate()
     cache = DefinitionCache()
-    caller = Caller(org_id="o-lease", user_id="u-lease", user_name="tester")
     log_of = lambda flow_instance, task_instance: tmp_path / "logs" / f"{task_instance}.log"  # noqa: E731
     found: dict[str, object] = {}
     try:
-        async with database.transaction() as conn:
-            await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
-            root = (await directories.list_directories(conn, caller))[0]["key"]
-            flow_id = (await flows.import_flow(conn, caller, {"flowName": "leased", "dirId": root, "flowJson": {
-                "type": 0, "cycle": "D", "cron": "",
-                "tasks": [{"name": "t", "type": "COMMAND", "cmd": "sleep 600", "retryLimit": 1}]}}))["flowId"]
-            await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
-        async with database.transaction() as conn:
-            await progress.schedule_pass(conn, NOW, cache)
-            (claim,) = await progress.claim_ready(conn, MACHINE_A, 1, NOW, LEASE_MS, cache, log_of)
+        claim = await claim_single_task(database, "o-lease", "leased", owner=MACHINE_A, now=NOW,
+                                        lease_ms=LEASE_MS, cache=cache, log_of=log_of)
         found["claimed_by_a"] = claim.attempt
 
         async def survivor_looks(at: int) -> list[str]:

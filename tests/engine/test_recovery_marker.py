@@ -12,17 +12,13 @@ import subprocess
 from pathlib import Path
 
 import sqlalchemy as sa
-from servicekit import Backend
+from servicekit import Backend, claim_single_task
 
-from batchd.api.context import Caller
-from batchd.catalog import directories, flows
 from batchd.config import Settings
-from batchd.engine import progress, recovery
-from batchd.engine.instances import create_flow_instance
+from batchd.engine import recovery
 from batchd.engine.progress import DefinitionCache, Owner
 from batchd.engine.status import Status
 from batchd.runner.process import MARKER
-from batchd.store import identity
 from batchd.store.database import open_database
 from batchd.store.tables import task_attempts, task_instances
 
@@ -43,23 +39,13 @@ async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
     database = open_database(settings)
     await database.migrate()
     cache = DefinitionCache()
-    caller = Caller(org_id="o-marker", user_id="u-marker", user_name="tester")
     dead_pid = a_dead_pid()
     crashed = Owner(owner=f"{socket.gethostname()}:{dead_pid}:dead", host=socket.gethostname(), pid=dead_pid)
     me = Owner(owner=f"{socket.gethostname()}:{os.getpid()}:me", host=socket.gethostname(), pid=os.getpid())
     found: dict[str, object] = {}
     try:
-        async with database.transaction() as conn:
-            await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
-            root = (await directories.list_directories(conn, caller))[0]["key"]
-            flow_id = (await flows.import_flow(conn, caller, {"flowName": "orphan", "dirId": root, "flowJson": {
-                "type": 0, "cycle": "D", "cron": "",
-                "tasks": [{"name": "t", "type": "COMMAND", "cmd": "sleep 600", "retryLimit": 1}]}}))["flowId"]
-            await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
-        async with database.transaction() as conn:
-            await progress.schedule_pass(conn, NOW, cache)
-            (claim,) = await progress.claim_ready(conn, crashed, 1, NOW, 30_000, cache,
-                                                  lambda _f, t: tmp_path / "logs" / f"{t}.log")
+        claim = await claim_single_task(database, "o-marker", "orphan", owner=crashed, now=NOW, lease_ms=30_000,
+                                        cache=cache, log_of=lambda _f, t: tmp_path / "logs" / f"{t}.log")
         # The crashed batchd had started the process but never recorded its pid.
         orphan, stranger = sleeper(claim.task_instance_id), sleeper("someone-else-123")
         try:
