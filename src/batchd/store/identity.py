@@ -73,8 +73,12 @@ async def create_org(conn: AsyncConnection, org_id: str, name: str) -> None:
     )
 
 
+# Built once: every API call runs it, and building a statement costs more than SQLite's lookup.
+_USER_BY_ID = sa.select(users).where(users.c.user_id == sa.bindparam("user_id"))
+
+
 async def find_user(conn: AsyncConnection, user_id: str) -> User | None:
-    row = (await conn.execute(sa.select(users).where(users.c.user_id == user_id))).first()
+    row = (await conn.execute(_USER_BY_ID, {"user_id": user_id})).first()
     if row is None:
         return None
     return User(user_id=row.user_id, org_id=row.org_id, name=row.name, locked=bool(row.locked))
