@@ -57,6 +57,7 @@ LEASE_MS = 30_000
 LEASE_RENEW_S = 5.0
 RECOVERY_EVERY_S = 2.0
 SWEEP_EVERY_S = 5.0
+SWEEP_CHUNK = 50
 RECORD_TRIES = 5  # an outcome is recorded again after a database error, with growing pauses
 
 _engines: set[Engine] = set()
@@ -152,17 +153,26 @@ class Engine:
                 await conn.execute(sa.update(task_attempts).where(
                     task_attempts.c.owner == self.owner.owner, task_attempts.c.ended_at.is_(None)
                 ).values(lease_until=now_ms() + LEASE_MS))
-        sweep = self._last_sweep is None or clock - self._last_sweep >= SWEEP_EVERY_S
         async with self._transaction() as conn:
-            await progress.schedule_pass(conn, now_ms(), self.cache, sweep=sweep)
-        if sweep:
+            await progress.schedule_pass(conn, now_ms(), self.cache)
+        if self._last_sweep is None or clock - self._last_sweep >= SWEEP_EVERY_S:
             self._last_sweep = clock
+            await self._sweep()
         await self._check_cancels()
         if self._stopping:
             return
         async with self._transaction() as conn:
             claims = await self._claim(conn, self.slots - len(self._running))
         self._start(claims)
+
+    async def _sweep(self) -> None:
+        """`progress.sweep` over every running instance, `SWEEP_CHUNK` instances per transaction,
+        so that a sweep over thousands of running instances never holds the write lock long."""
+        async with self.database.read_transaction() as conn:
+            running = await progress.running_instances(conn)
+        for first in range(0, len(running), SWEEP_CHUNK):
+            async with self._transaction() as conn:
+                await progress.sweep(conn, running[first:first + SWEEP_CHUNK], now_ms(), self.cache)
 
     async def _claim(self, conn: AsyncConnection, free: int) -> list[Claim]:
         return await progress.claim_ready(conn, self.owner, free, now_ms(), LEASE_MS, self.cache, self._log_path)

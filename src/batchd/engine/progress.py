@@ -8,8 +8,8 @@
   PostgreSQL never claim the same task (the UPDATE's `WHERE status = READY` decides).
 - `schedule_pass`: admit queued flow instances (one RUNNING per workflow, FIFO by trigger time,
   never before the trigger time) and evaluate their tasks once, release WAIT tasks whose retry
-  time passed and whose cross-workflow references are satisfied; with `sweep`, re-evaluate
-  every task of every running instance (the net under the incremental steps).
+  time passed and whose cross-workflow references are satisfied; `sweep` re-evaluates every task
+  of some running instances (the net under the incremental steps).
 - `declare_dead`: crash recovery of an attempt whose batchd is gone.
 - `cancel_flow_instance`: Cancel Flow Instance on the tables; the owning process kills the
   processes when it sees its RUNNING task is no longer RUNNING.
@@ -20,7 +20,7 @@ Every status change goes through `transitions`; nothing here assigns a status on
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,26 +148,38 @@ async def _set_task(conn: AsyncConnection, instance_id: str, status: int, event:
 # --- the scheduling pass ----------------------------------------------------------------------
 
 
-async def schedule_pass(conn: AsyncConnection, now: int, cache: DefinitionCache, *, sweep: bool = False) -> None:
-    """Admit queued flow instances, release waiting tasks whose time has come, and (`sweep`)
-    re-evaluate every task of every RUNNING instance.
+async def schedule_pass(conn: AsyncConnection, now: int, cache: DefinitionCache) -> None:
+    """Admit queued flow instances (evaluating an admitted instance's tasks once) and release
+    WAIT tasks whose time has come.
 
-    Ordinary progress does not need the sweep: a success makes its downstream tasks READY in
-    the outcome's own transaction (`record_outcome`), an admitted instance has all its tasks
-    evaluated once here, and WAIT tasks are re-checked each pass. The sweep is the net under
-    that (rows written by an older batchd, anything a crash left half-decided); the engine runs
-    it at start and every few seconds, because it reads every task row of every running instance.
+    Ordinary progress needs nothing more: a success makes its downstream tasks READY in the
+    outcome's own transaction (`record_outcome`). `sweep` is the net under that.
     """
     await _lock_engine(conn)
-    admitted = await _admit_flows(conn, now)
-    if sweep:
-        admitted = (await conn.execute(
-            sa.select(flow_instances.c.instance_id, flow_instances.c.cal_dt)
-            .where(flow_instances.c.status == int(Status.RUNNING))
-        )).all()
-    for instance_id, cal_dt in admitted:
+    for instance_id, cal_dt in await _admit_flows(conn, now):
         await _advance_tasks(conn, instance_id, cal_dt, now, cache)
     await _release_waiting(conn, now, cache)
+
+
+async def running_instances(conn: AsyncConnection) -> list[str]:
+    return list((await conn.execute(
+        sa.select(flow_instances.c.instance_id).where(flow_instances.c.status == int(Status.RUNNING))
+    )).scalars())
+
+
+async def sweep(conn: AsyncConnection, instance_ids: Sequence[str], now: int, cache: DefinitionCache) -> None:
+    """Re-evaluate every task of those of `instance_ids` still RUNNING: the net under the
+    incremental steps (rows written by an older batchd, anything a crash left half-decided).
+    It reads every task row of each instance, so the engine sweeps in small chunks, each its
+    own transaction, at start and every few seconds."""
+    await _lock_engine(conn)
+    running = (await conn.execute(
+        sa.select(flow_instances.c.instance_id, flow_instances.c.cal_dt)
+        .where(flow_instances.c.instance_id.in_(list(instance_ids)),
+               flow_instances.c.status == int(Status.RUNNING))
+    )).all()
+    for instance_id, cal_dt in running:
+        await _advance_tasks(conn, instance_id, cal_dt, now, cache)
 
 
 async def _admit_flows(conn: AsyncConnection, now: int) -> list[tuple[str, str]]:
