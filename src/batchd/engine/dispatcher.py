@@ -10,15 +10,16 @@ The loop does everything else. Each turn, in this order:
 1. crash recovery (every `RECOVERY_EVERY_S`): attempts whose batchd is gone are declared dead,
    their leftover process group killed first, then retried per `retryLimit` (`recovery`);
 2. the scheduling pass (`progress.schedule_pass`): admit queued flow instances and evaluate their
-   tasks, release WAIT tasks whose time came, and every `SWEEP_EVERY_S` (and at start) re-evaluate
-   every running instance — one transaction, serialised across processes on PostgreSQL;
+   tasks, release WAIT tasks whose time came — one transaction, serialised across processes on
+   PostgreSQL; at start and every `SWEEP_EVERY_S`, the sweep re-evaluates every running instance
+   (`SWEEP_CHUNK` instances per transaction), the net under the hot path;
 3. cancel checks: any attempt this process runs whose task is no longer RUNNING (cancelled by
    any process, or its workflow deleted) gets its `cancel` event set, and the runner kills it;
 4. claims: as many READY tasks as the executor has free slots, each compare-and-set to RUNNING
    with an attempt row owned by this process, then handed to the executor.
 
-The loop sleeps until `wake()` (a new instance, a cancel, an attempt that ended its flow, failed,
-or left a slot idle) or `POLL_S`, whichever comes first, so retries and future trigger times are
+The loop sleeps until `wake()` (a new instance, a cancel, an attempt that ended its flow or did
+not succeed) or `POLL_S`, whichever comes first, so retries and future trigger times are
 noticed within `POLL_S`. The lease of this process's open attempts is renewed every `LEASE_RENEW_S`.
 """
 
@@ -192,7 +193,7 @@ class Engine:
     async def _check_cancels(self) -> None:
         if not self._running:
             return
-        async with self._transaction() as conn:
+        async with self.database.read_transaction() as conn:
             rows = dict((await conn.execute(
                 sa.select(task_instances.c.instance_id, task_instances.c.status)
                 .where(task_instances.c.instance_id.in_(list(self._running)))
