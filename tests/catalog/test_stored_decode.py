@@ -96,7 +96,7 @@ def test_get_flow_shows_the_same_from_the_outline_as_from_the_whole_document(flo
 
 
 @pytest.mark.parametrize("change", [
-    lambda doc: doc["relations"][0].update(rerun=1),  # a boolean written as a number
+    lambda doc: doc["relations"][0].update(rerun="1"),  # a boolean written as text
     lambda doc: doc["tasks"][0].update(taskId="12"),
     lambda doc: doc["tasks"][0].update(position={"x": 1}),
     lambda doc: doc["tasks"][0].update(name=" "),
@@ -144,6 +144,8 @@ def test_tasks_not_plain_are_read_field_by_field(change: dict[str, Any]) -> None
     {"sourceTaskName": "a", "targetTaskName": "b", "rerun": None},
     {"sourceTaskName": "a", "targetTaskName": "b"},
     {"sourceTaskName": "a", "targetTaskName": "b", "rerun": 1},
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": 0},
+    {"sourceTaskName": "a", "targetTaskName": "b", "rerun": 2},
     {"sourceTaskName": "a", "targetTaskName": "b", "rerun": "true"},
     {"sourceTaskName": 7, "targetTaskName": "b"},
     {"sourceTaskName": " ", "targetTaskName": "b"},

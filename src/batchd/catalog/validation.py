@@ -320,14 +320,14 @@ def parse_run_mode(reader: FieldReader, key: str) -> RunMode:
 
 
 def plain_relation(rd: Mapping[str, Any], *, cycle_gap: str | None = None) -> NamedRelation | None:
-    """`_parse_relation` for the usual relation of two task names and a boolean (or no) `rerun`,
+    """`_parse_relation` for the usual relation of two task names and a boolean, 0/1 or no `rerun`,
     without a reader per field (a 50-task flow has ~70); None for anything else."""
     source, target, rerun = rd.get("sourceTaskName"), rd.get("targetTaskName"), rd.get("rerun", False)
     for end in (source, target):
         if type(end) is not str or not end.strip() or len(end) > 4096 or "\x00" in end:
             return None
-    if rerun is None:
-        rerun = False
+    if rerun is None or (type(rerun) is int and rerun in (0, 1)):
+        rerun = bool(rerun)  # as `to_bool` reads them
     elif type(rerun) is not bool:
         return None
     return NamedRelation(source=source, target=target, rerun=rerun, cycle_gap=cycle_gap)
