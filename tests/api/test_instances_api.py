@@ -56,6 +56,7 @@ def test_list_flow_instances_filters_sorts_and_pages(client: EnosClient, other_o
                       body={"pagination": {"pageNo": 1, "pageSize": 10, "sorters": [{"field": "flowName"}]}})
     assert "The sorters field parameter is invalid" in failed(bad, 62102)
     assert search(other_org_client) == {"flowInsts": [], "count": 0}
+    assert search(other_org_client, flowId=first) == {"flowInsts": [], "count": 0}  # not even by its id
 
 
 def test_task_instance_and_its_log_while_running(client: EnosClient) -> None:
