@@ -57,10 +57,10 @@ def instance_graph(flow: sa.Row, definition: FlowDefinition, tasks: list[sa.Row]
         "freq": definition.cron, "alertMode": definition.alert_mode, "owners": definition.owners.text,
         "cycle": definition.cycle.value, "doAs": definition.submitter, "parameters": flow.parameters,
         "tasks": [
-            {"taskName": t.name, "taskId": str(t.task_id), "nodeId": task_node_id(t),
-             "taskInstId": by_name[t.name].instance_id if t.name in by_name else None,
-             "status": status_name(by_name[t.name].status) if t.name in by_name else "NONE"}
-            for t in definition.tasks
+            {"taskName": t.name, "taskId": str(t.task_id), "nodeId": node_of_task[t.name],
+             "taskInstId": row.instance_id if row is not None else None,
+             "status": status_name(row.status) if row is not None else "NONE"}
+            for t in definition.tasks for row in (by_name.get(t.name),)
         ],
         "flows": flows,
         "relations": relations,
