@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,28 @@ def test_the_sqlite_driver_answers_like_stock_aiosqlite(tmp_path: Path) -> None:
 
     assert ours == stock
     assert stock[-2] == sqlite3.IntegrityError.__name__
+
+
+def test_a_sqlite_writer_waits_for_another_connections_lock_then_writes(tmp_path: Path) -> None:
+    backend = Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'batchd.db'}")
+
+    async def work(database: Database) -> tuple[int, list[str]]:
+        other = sqlite3.connect(tmp_path / "batchd.db", isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO orgs (org_id, name, created_at) VALUES ('o-first', 'f', 0)")
+        release = threading.Timer(0.05, lambda: other.execute("COMMIT"))
+        release.start()
+        try:
+            async with database.transaction() as conn:  # waits for the lock, then writes
+                await conn.execute(sa.insert(orgs).values(org_id="o-second", name="s", created_at=0))
+            async with database.autocommit() as conn:
+                await tokens.first_use(conn, "sig", 1)
+        finally:
+            release.join()
+            other.close()
+        async with database.read_transaction() as conn:
+            names = list((await conn.execute(sa.select(orgs.c.org_id).order_by(orgs.c.org_id))).scalars())
+            return await org_count(conn), names
+
+    assert run(backend, tmp_path, work) == (2, ["o-first", "o-second"])
+
