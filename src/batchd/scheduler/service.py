@@ -252,7 +252,9 @@ class Scheduler:
 
     async def _load_all(self) -> None:
         self._read_since_ms = int(self._clock.now() * 1000)
-        async with self._database.transaction() as conn:
+        # Reading only: a read transaction takes no write lock, so an Import right after does
+        # not queue behind the scheduler's look at what it changed.
+        async with self._database.read_transaction() as conn:
             rows = (await conn.execute(_FLOW_COLUMNS.where(flows.c.type == PERIODIC, flows.c.active == 1))).all()
             # Newest scheduled instances only for flows not planned yet: at start every flow (one
             # grouped scan), at a later resync the few that slipped past the change poll.
@@ -269,7 +271,7 @@ class Scheduler:
         named, self._notified = self._notified, set()
         since = self._read_since_ms - CHANGE_OVERLAP_MS
         self._read_since_ms = int(self._clock.now() * 1000)
-        async with self._database.transaction() as conn:
+        async with self._database.read_transaction() as conn:
             condition = flows.c.update_time > since
             if named:
                 condition = sa.or_(condition, flows.c.flow_id.in_(named))
