@@ -62,8 +62,9 @@ class RunGraph:
         for relation in definition.relations:
             upstream.setdefault(relation.target, []).append(relation.source)
             downstream.setdefault(relation.source, []).append(relation.target)
-        return cls(definition=definition, tasks={task.name: task for task in definition.tasks}, upstream={k: tuple(v) for k, v in upstream.items()},
-                   downstream={k: tuple(v) for k, v in downstream.items()},
+        return cls(definition=definition, tasks={task.name: task for task in definition.tasks},
+                   upstream={name: tuple(names) for name, names in upstream.items()},
+                   downstream={name: tuple(names) for name, names in downstream.items()},
                    linked=frozenset(relation.target for relation in definition.link_relations))
 
 
@@ -412,7 +413,8 @@ async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int,
 #: condition in WHERE (valid on both databases) because SQLite then walks the running instances
 #: in order (`flow_instances(status, trigger_time)`) and each one's READY tasks by index,
 #: stopping at the limit; joined the other way round it sorted every READY task of every
-#: instance on every claim. Within an instance tasks come in creation (definition) order.
+#: instance on every claim. Within an instance, SQLite gives tasks in creation (definition)
+#: order; PostgreSQL in an order of its choosing (priorityLevel is applied afterwards either way).
 _READY_TASKS = sa.text(
     "SELECT t.instance_id, t.task_name, t.flow_instance_id, f.trigger_time, f.cal_dt, f.parameters"
     " FROM flow_instances f CROSS JOIN task_instances t"
