@@ -130,10 +130,13 @@ def test_flow_lifecycle(service: Service, client: EnosClient) -> None:
     assert count_rows(service) == (1, 2, 3)
 
     # Enable / disable.
+    # The graph shows the state too; the same stored version read again must not show a stale one.
     assert ok(client.call("POST", "flows", "enable", body={"flowId": "77"})) == ""
-    assert ok(client.call("GET", "flows", "get", query={"flowId": 77}))["active"] == 1
+    enabled = ok(client.call("GET", "flows", "get", query={"flowId": 77}))
+    assert enabled["active"] == 1 and json.loads(enabled["graph"])["active"] == 1
     assert ok(client.call("POST", "flows", "disable", body={"flowId": 77})) == ""
-    assert ok(client.call("GET", "flows", "get", query={"flowId": 77}))["active"] == 0
+    disabled = ok(client.call("GET", "flows", "get", query={"flowId": 77}))
+    assert disabled["active"] == 0 and json.loads(disabled["graph"])["active"] == 0
 
     # Delete is a GET; afterwards the flow is gone everywhere.
     assert ok(client.call("GET", "flows", "delete", query={"flowId": 77})) == ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from typing import Any
 
@@ -225,6 +226,7 @@ class TaskNode:
     position: Position | None
 
 
+@functools.lru_cache(maxsize=256)
 def outline_from_document(text: str) -> tuple[FlowDefinition, tuple[TaskNode, ...]] | None:
     """What Get Flow shows of a stored document, without decoding each task in full: the
     definition with its header and relations but no tasks, and every task's node.
@@ -234,6 +236,9 @@ def outline_from_document(text: str) -> tuple[FlowDefinition, tuple[TaskNode, ..
     as in `from_document`; relations and nodes are read directly when they are exactly as
     `to_document` writes them. None for anything else (and for flows with links, whose names
     are looked up anew on every read): then the caller reads the whole document.
+
+    Memoised by the text itself (the answer is a pure function of it, and immutable): a stored
+    version is read again and again, and a hit can only ever be the same document.
     """
     doc = json.loads(text)
     if not isinstance(doc, dict) or doc.get("flowLinks") or doc.get("taskLinks") or doc.get("linkRelations"):
@@ -355,6 +360,28 @@ def flow_graph(flow: StoredFlow, task_nodes: tuple[TaskNode, ...] | None = None)
     }
 
 
+#: FlowDetail.graph texts of outline reads, by the identity of the (memoised, immutable)
+#: definition and nodes they were made from plus the two flow fields the graph shows. Each entry
+#: holds its definition and nodes, so their ids cannot be reused while it exists, and a hit is
+#: confirmed by identity.
+_GRAPH_TEXTS: dict[tuple[int, int, bool, str], tuple[FlowDefinition, tuple[TaskNode, ...], str]] = {}
+_GRAPH_TEXTS_LIMIT = 256
+
+
+def _graph_text(flow: StoredFlow, task_nodes: tuple[TaskNode, ...] | None) -> str:
+    if task_nodes is None:
+        return json.dumps(flow_graph(flow), ensure_ascii=False, separators=(",", ":"))
+    key = (id(flow.definition), id(task_nodes), bool(flow.active), flow.creator)
+    found = _GRAPH_TEXTS.get(key)
+    if found is not None and found[0] is flow.definition and found[1] is task_nodes:
+        return found[2]
+    text = json.dumps(flow_graph(flow, task_nodes), ensure_ascii=False, separators=(",", ":"))
+    if len(_GRAPH_TEXTS) >= _GRAPH_TEXTS_LIMIT:
+        _GRAPH_TEXTS.pop(next(iter(_GRAPH_TEXTS)))
+    _GRAPH_TEXTS[key] = (flow.definition, task_nodes, text)
+    return text
+
+
 def flow_detail(flow: StoredFlow, *, can_edit: bool, can_read: bool, user_locked: bool,
                 zone: dt.tzinfo = UTC, task_nodes: tuple[TaskNode, ...] | None = None) -> dict[str, Any]:
     """FlowDetail (spec §2.1) of Get Flow and Load Flow For Edit, for one caller (`task_nodes`:
@@ -363,7 +390,6 @@ def flow_detail(flow: StoredFlow, *, can_edit: bool, can_read: bool, user_locked
     `version` is a batchd addition: the number of the version shown (see docs/decisions.md).
     """
     d = flow.definition
-    graph = flow_graph(flow, task_nodes)
     return {
         "flowId": flow.flow_id,
         "flowName": d.name,
@@ -379,7 +405,7 @@ def flow_detail(flow: StoredFlow, *, can_edit: bool, can_read: bool, user_locked
         "visitor": d.visitors.text,
         "doAs": d.submitter,
         "alertMode": d.alert_mode,
-        "graph": json.dumps(graph, ensure_ascii=False, separators=(",", ":")),
+        "graph": _graph_text(flow, task_nodes),
         "entry": flow.entry,
         "type": d.type,
         "syncType": d.sync_type,
