@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.store.statements import insert_if_absent
 from batchd.store.tables import access_tokens, service_accounts, used_signatures
