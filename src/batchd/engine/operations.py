@@ -35,7 +35,8 @@ NO_LOG = "No log found"
 #: Parsed snapshots keyed by the stored document text itself: a watched instance is read again
 #: every few seconds, and parsing a 1,000-task snapshot costs tens of milliseconds. Keyed by the
 #: text, a hit can only ever be the same document (no id reuse or second database can confuse it).
-_parse_snapshot = functools.lru_cache(maxsize=32)(from_document)
+#: Few entries: a parsed 1,000-task snapshot takes megabytes, and the point is the run on screen.
+_parse_snapshot = functools.lru_cache(maxsize=8)(from_document)
 
 #: List Flow Instances sort fields, camelCase (2020 docs) and snake_case (newer docs).
 SORT_COLUMNS = {
