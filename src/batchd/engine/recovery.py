@@ -6,9 +6,10 @@ An open attempt (`ended_at` NULL) belongs to the process named in its row. It is
   lease, so a restarted server recovers at once; a previous incarnation with our own pid counts.
 
 For each dead attempt, in this order and inside one transaction: its leftover process group is
-killed (only possible on the machine it ran on; the engine stores an attempt's pid only with its
-outcome, so the group is found by the attempt's marker in its processes' environment) so that nothing runs twice at the same time, a
-line saying it died with batchd is appended to its log, and the attempt is recorded as
+killed so that nothing runs twice at the same time (only possible on the machine it ran on; the
+engine stores an attempt's pid only with its outcome, so the group is found by the attempt's
+marker in its processes' environment), a line saying it died with batchd is appended to its
+log, and the attempt is recorded as
 INTERNAL_ERROR, which retries the task per `retryLimit` (or ends it INTERNAL_ERROR and fails
 the flow). Flow instances that were accepted but never started need nothing: they are rows, and
 the scheduling pass admits them.
