@@ -1,6 +1,7 @@
-"""batchd killed between starting an attempt's process and writing its pid: the restarted batchd
-still finds and ends the orphaned process group, by the marker every attempt's processes carry in
-their environment, before the task is retried — and leaves other processes alone."""
+"""batchd killed while an attempt runs (its pid is only stored with the outcome): the restarted
+batchd still finds and ends the orphaned process group, by the task instance id and the owner
+every attempt's processes carry in their environment, before the task is retried — and leaves
+other processes alone, including another batchd's task that has the same instance id."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from batchd.config import Settings
 from batchd.engine import recovery
 from batchd.engine.progress import DefinitionCache, Owner
 from batchd.engine.status import Status
-from batchd.runner.process import MARKER
+from batchd.runner.process import MARKER, OWNER_MARKER
 from batchd.store.database import open_database
 from batchd.store.tables import task_attempts, task_instances
 
@@ -31,8 +32,9 @@ def a_dead_pid() -> int:
     return finished.pid
 
 
-def sleeper(marker: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["sleep", "600"], env={**os.environ, MARKER: marker}, start_new_session=True)
+def sleeper(marker: str, owner: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "600"], env={**os.environ, MARKER: marker, OWNER_MARKER: owner},
+                            start_new_session=True)
 
 
 async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
@@ -47,14 +49,19 @@ async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
         claim = await claim_single_task(database, "o-marker", "orphan", owner=crashed, now=NOW, lease_ms=30_000,
                                         cache=cache, log_of=lambda _f, t: tmp_path / "logs" / f"{t}.log")
         # The crashed batchd had started the process but never recorded its pid.
-        orphan, stranger = sleeper(claim.task_instance_id), sleeper("someone-else-123")
+        orphan = sleeper(claim.task_instance_id, crashed.owner)
+        # Another batchd on this machine (another home, another database) whose task happens to
+        # have the same instance id, and an unrelated attempt of the crashed one: both live on.
+        namesake = sleeper(claim.task_instance_id, "elsewhere:1:other")
+        stranger = sleeper("someone-else-123", crashed.owner)
         try:
             async with database.transaction() as conn:
                 found["declared"] = await recovery.declare_dead_attempts(conn, me, NOW + 1, cache)
             found["orphan_exit"] = await asyncio.to_thread(orphan.wait, 10)
             found["stranger_running"] = stranger.poll() is None
+            found["namesake_running"] = namesake.poll() is None
         finally:
-            for process in (orphan, stranger):
+            for process in (orphan, namesake, stranger):
                 if process.poll() is None:
                     process.kill()
                     process.wait()
@@ -79,5 +86,6 @@ def test_an_orphan_without_a_recorded_pid_is_found_by_its_marker_and_killed(back
     assert found["pid_recorded"] is None
     assert found["orphan_exit"] in (-signal.SIGTERM, -signal.SIGKILL)
     assert found["stranger_running"] is True
+    assert found["namesake_running"] is True
     assert found["outcome"] == "INTERNAL_ERROR"
     assert (found["task_status"], found["recall_num"]) == (Status.WAIT, 1)  # retried per retryLimit 1

@@ -45,6 +45,7 @@ from batchd.engine.progress import INTERRUPTED, Claim, DefinitionCache, Owner, R
 from batchd.engine.status import Status
 from batchd.executors.base import Executor
 from batchd.runner.header import attempt_header
+from batchd.runner.process import OWNER_MARKER
 from batchd.runner.records import AttemptOutcome, AttemptSpec
 from batchd.runner.variables import substitute
 from batchd.runner.verdict import classify
@@ -219,7 +220,8 @@ class Engine:
             command=command, timeout_seconds=claim.task.timeout_seconds or None,
             workdir=self.settings.home / "work" / claim.flow_instance_id / f"{claim.task_instance_id}.{claim.attempt}",
             log_path=claim.log_path, header=header,
-            env={"BATCHD_FLOW_INSTANCE_ID": claim.flow_instance_id, "BATCHD_CAL_DT": claim.cal_dt},
+            env={"BATCHD_FLOW_INSTANCE_ID": claim.flow_instance_id, "BATCHD_CAL_DT": claim.cal_dt,
+                 OWNER_MARKER: self.owner.owner},
         )
 
     async def _run(self, claim: Claim, cancel: asyncio.Event) -> None:

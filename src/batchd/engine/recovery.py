@@ -50,7 +50,7 @@ async def declare_dead_attempts(conn: AsyncConnection, me: Owner, now: int, cach
         if row.owner_host == me.host:
             # Only a group whose processes carry this task instance's marker is killed (pids are
             # reused); without a recorded pid, the groups carrying the marker are found by it.
-            groups = {row.pgid} if row.pgid else marked_groups(row.task_instance_id)
+            groups = {row.pgid} if row.pgid else marked_groups(row.task_instance_id, owner=row.owner)
             for pgid in groups - {os.getpgrp()}:
                 await kill_process_group(pgid, task_instance_id=row.task_instance_id, grace_seconds=0)
         try:

@@ -24,6 +24,8 @@ POLL_SECONDS = 0.02
 AFTER_KILL_SECONDS = 2.0
 #: The environment variable marking an attempt's processes (see `AttemptSpec`).
 MARKER = "BATCHD_TASK_INSTANCE_ID"
+#: The environment variable naming the batchd process (`Owner.owner`) that started an attempt.
+OWNER_MARKER = "BATCHD_OWNER"
 _DEAD = (b"Z", b"X")  # zombie, dead
 
 
@@ -106,34 +108,41 @@ async def terminate_group(pgid: int, grace_seconds: float) -> None:
         await _gone_within(pgid, AFTER_KILL_SECONDS)
 
 
-def marked_groups(task_instance_id: str) -> set[int]:
-    """Process groups on this machine with a live process carrying `task_instance_id`'s marker.
+def marked_groups(task_instance_id: str, *, owner: str) -> set[int]:
+    """Process groups on this machine with a live process carrying `task_instance_id`'s marker
+    and `owner` (the batchd process that started it, `OWNER_MARKER`).
 
     Crash recovery uses it for an attempt whose batchd died while it ran: the engine stores an
     attempt's pid only with its outcome (a write per start would cost every task a transaction),
-    and the marker is in the child's environment from its first instruction. Other users' processes, which we could not signal anyway, are skipped.
-    Empty without /proc.
+    and both variables are in the child's environment from its first instruction. The owner
+    matters: task instance ids are only unique within one database, and another batchd on this
+    machine (another home, a test run) may be running a task with the same id. Other users'
+    processes, which we could not signal anyway, are skipped. Empty without /proc.
     """
     try:
         names = os.listdir("/proc")
     except OSError:
         return set()
+    wanted = (f"{MARKER}={task_instance_id}".encode(), f"{OWNER_MARKER}={owner}".encode())
     groups = set()
     for name in names:
-        if name.isdigit() and _carries_marker(int(name), task_instance_id):
+        if name.isdigit() and all(variable in _environment(int(name)) for variable in wanted):
             found = _state_and_group(name)
             if found is not None and found[0] not in _DEAD and found[1] > 1:
                 groups.add(found[1])
     return groups
 
 
-def _carries_marker(pid: int, task_instance_id: str) -> bool:
+def _environment(pid: int) -> list[bytes]:
     try:
         with open(f"/proc/{pid}/environ", "rb") as environ:
-            variables = environ.read().split(b"\0")
+            return environ.read().split(b"\0")
     except OSError:
-        return False
-    return f"{MARKER}={task_instance_id}".encode() in variables
+        return []
+
+
+def _carries_marker(pid: int, task_instance_id: str) -> bool:
+    return f"{MARKER}={task_instance_id}".encode() in _environment(pid)
 
 
 async def kill_process_group(
