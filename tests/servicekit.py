@@ -255,21 +255,29 @@ def newest_schema_revision() -> str:
     return head
 
 
+async def bootstrap_root(conn: AsyncConnection, caller: Any) -> str:
+    """`caller`'s organisation and user created (idempotently) straight on the tables; the key of
+    its root directory, where engine scenarios import their workflows."""
+    from batchd.catalog import directories
+    from batchd.store import identity
+
+    await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
+    return (await directories.list_directories(conn, caller))[0]["key"]
+
+
 async def claim_single_task(database: Any, org_id: str, flow_name: str, *, owner: Any, now: int, lease_ms: int,
                             cache: Any, log_of: Callable[[str, str], Path]) -> Any:
     """A one-task workflow (`sleep 600`, retryLimit 1) imported, triggered and its task claimed
     by `owner` at `now`, straight on the engine's tables (no server): the start of the crash
     and lease scenarios. Returns the `progress.Claim`."""
     from batchd.api.context import Caller
-    from batchd.catalog import directories, flows
+    from batchd.catalog import flows
     from batchd.engine import progress
     from batchd.engine.instances import create_flow_instance
-    from batchd.store import identity
 
     caller = Caller(org_id=org_id, user_id=f"u-{org_id}", user_name="tester")
     async with database.transaction() as conn:
-        await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
-        root = (await directories.list_directories(conn, caller))[0]["key"]
+        root = await bootstrap_root(conn, caller)
         flow_id = (await flows.import_flow(conn, caller, {"flowName": flow_name, "dirId": root, "flowJson": {
             "type": 0, "cycle": "D", "cron": "",
             "tasks": [{"name": "t", "type": "COMMAND", "cmd": "sleep 600", "retryLimit": 1}]}}))["flowId"]

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from servicekit import Backend
+from servicekit import Backend, bootstrap_root
 
 from batchd.api.context import Caller
-from batchd.catalog import directories, flows
+from batchd.catalog import flows
 from batchd.config import Settings
 from batchd.engine import dispatcher
 from batchd.engine.dispatcher import Engine
@@ -25,7 +25,6 @@ from batchd.engine.instances import create_flow_instance
 from batchd.engine.progress import Owner
 from batchd.engine.status import Status
 from batchd.runner import AttemptOutcome, AttemptSpec
-from batchd.store import identity
 from batchd.store.database import open_database
 from batchd.store.tables import flow_instances, task_attempts
 
@@ -53,8 +52,7 @@ async def scenario(settings: Settings) -> tuple[list[tuple[str, int]], list[int]
     await database.migrate()
     caller = Caller(org_id="o-claims", user_id="u-claims", user_name="tester")
     async with database.transaction() as conn:
-        await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
-        root = (await directories.list_directories(conn, caller))[0]["key"]
+        root = await bootstrap_root(conn, caller)
         for f in range(FLOWS):
             tasks = [{"name": f"t{i}", "type": "COMMAND", "cmd": "true"} for i in range(TASKS)]
             middle = range(1, TASKS - 1)

@@ -8,10 +8,10 @@ import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
-from servicekit import Backend
+from servicekit import Backend, bootstrap_root
 
 from batchd.api.context import Caller
-from batchd.catalog import directories, flows
+from batchd.catalog import flows
 from batchd.config import Settings
 from batchd.engine import progress
 from batchd.engine.dispatcher import Engine
@@ -19,7 +19,6 @@ from batchd.engine.instances import create_flow_instance
 from batchd.engine.progress import DefinitionCache
 from batchd.engine.status import Status
 from batchd.runner import AttemptOutcome, AttemptSpec
-from batchd.store import identity
 from batchd.store.database import open_database
 from batchd.store.tables import flow_instances, task_instances
 
@@ -44,8 +43,7 @@ async def scenario(settings: Settings) -> tuple[list[str], dict[str, int], int]:
     await database.migrate()
     caller = Caller(org_id="o-sweep", user_id="u-sweep", user_name="tester")
     async with database.transaction() as conn:
-        await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
-        root = (await directories.list_directories(conn, caller))[0]["key"]
+        root = await bootstrap_root(conn, caller)
         flow_id = (await flows.import_flow(conn, caller, {"flowName": "left-behind", "dirId": root, "flowJson": {
             "type": 0, "cycle": "D", "cron": "",
             "tasks": [{"name": n, "type": "COMMAND", "cmd": "true"} for n in ("first", "second")],

@@ -96,8 +96,8 @@ async def _flow_of_row(conn: AsyncConnection, row: sa.Row, version: int | None) 
 
 async def load_flow(conn: AsyncConnection, org_id: str, flow_id: int, *, version: int | None = None) -> StoredFlow:
     """The flow as of `version` (current when None); another organisation's flow is not found."""
-    row = (await conn.execute(_FLOW_BY_ID, {"flow_id": flow_id})).first()
-    if row is None or row.org_id != org_id:
+    row = await _flow_by_id(conn, org_id, flow_id)
+    if row is None:
         raise _not_found(flow_id)
     return await _flow_of_row(conn, row, version)
 
@@ -106,8 +106,8 @@ async def load_flow_outline(conn: AsyncConnection, org_id: str, flow_id: int, *,
                             version: int | None = None) -> tuple[StoredFlow, tuple[TaskNode, ...] | None]:
     """`load_flow` for Get Flow: the current version read as an outline when it can be (its
     definition then has no tasks; the nodes come second), else as `load_flow` reads it."""
-    row = (await conn.execute(_FLOW_BY_ID, {"flow_id": flow_id})).first()
-    if row is None or row.org_id != org_id:
+    row = await _flow_by_id(conn, org_id, flow_id)
+    if row is None:
         raise _not_found(flow_id)
     if version is None or version == row.version:
         outline = outline_from_document(row.definition)
