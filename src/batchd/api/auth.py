@@ -179,21 +179,39 @@ class Authenticator:
         return holder
 
 
-async def resolve_caller(conn: AsyncConnection, query: dict[str, str], key_org_id: str | None) -> Caller:
-    """The user named by `userId`/`orgId`, who must belong to the calling service account's org.
+@dataclass(frozen=True, kw_only=True)
+class CallerClaim:
+    """The `userId`/`orgId` a call names, checked against the calling service account's
+    organisation before any lookup; `identify` finishes the check with the user's row. Split
+    in two so an operation that reads the user together with its own data (Get Flow, Import
+    Flow: `api.context.Shortcut`) checks exactly what `resolve_caller` checks."""
 
-    `key_org_id` is None in insecure mode: then the pair must only exist and match.
-    """
-    user_id, org_id = query.get("userId"), query.get("orgId")
-    for name, value in (("userId", user_id), ("orgId", org_id)):
-        if not value:
-            raise InvalidParameter(f"param: {name} cannot be empty")
-    if key_org_id is not None and org_id != key_org_id:
-        raise IdentityError(f"{IDENTITY_MESSAGE} (orgId is not the organisation of this service account)")
-    user = await identity.find_user(conn, user_id)
-    if user is None or user.org_id != org_id:
-        raise IdentityError(IDENTITY_MESSAGE)
-    return Caller(org_id=user.org_id, user_id=user.user_id, user_name=user.name, locked=user.locked)
+    user_id: str
+    org_id: str
+
+    @classmethod
+    def of(cls, query: dict[str, str], key_org_id: str | None) -> CallerClaim:
+        """`key_org_id` is None in insecure mode: then the pair must only exist and match."""
+        user_id, org_id = query.get("userId"), query.get("orgId")
+        for name, value in (("userId", user_id), ("orgId", org_id)):
+            if not value:
+                raise InvalidParameter(f"param: {name} cannot be empty")
+        if key_org_id is not None and org_id != key_org_id:
+            raise IdentityError(f"{IDENTITY_MESSAGE} (orgId is not the organisation of this service account)")
+        assert user_id is not None and org_id is not None
+        return cls(user_id=user_id, org_id=org_id)
+
+    def identify(self, user: identity.User | None) -> Caller:
+        """The caller, given the row of `user_id` (None when there is none)."""
+        if user is None or user.org_id != self.org_id:
+            raise IdentityError(IDENTITY_MESSAGE)
+        return Caller(org_id=user.org_id, user_id=user.user_id, user_name=user.name, locked=user.locked)
+
+
+async def resolve_caller(conn: AsyncConnection, query: dict[str, str], key_org_id: str | None) -> Caller:
+    """The user named by `userId`/`orgId`, who must belong to the calling service account's org."""
+    claim = CallerClaim.of(query, key_org_id)
+    return claim.identify(await identity.find_user(conn, claim.user_id))
 
 
 def token_router(authenticator: Authenticator, max_body_bytes: int) -> APIRouter:

@@ -12,6 +12,15 @@ back when it raises, so a failed call changes nothing. An operation registered w
 `writes=False` promises to only read: its transaction is a read transaction
 (`Database.read_transaction`), which on SQLite runs beside writers instead of queueing for the
 write lock. The default is a writing transaction, so an operation nobody marked stays correct.
+
+An operation may also register a `shortcut`: tried first, with no transaction opened and no
+caller resolved, it either answers the whole call in fewer round trips than the handler (Get
+Flow reads the user and the flow's stored answer in one statement; Import Flow runs all its
+statements in one trip to the database's worker thread), or returns None, and the call then
+goes the ordinary way as if the shortcut had not been tried. A shortcut must do its work, the
+caller check included, in one transaction (or one statement), raise only what the ordinary way
+would raise at the same point, and leave everything else (unusual cases, every refusal it cannot
+word exactly as the handler would) to the handler by returning None.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.config import Settings
 from batchd.errors import InvalidParameter
+from batchd.store.database import Database
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +62,22 @@ Handler = Callable[[RequestContext], Awaitable[Any]]
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShortcutContext:
+    """What a shortcut receives (module docstring): the database itself, since no transaction is
+    open yet, and what the caller check needs instead of a resolved caller."""
+
+    database: Database
+    query: dict[str, str]
+    body: Any
+    settings: Settings
+    key_org_id: str | None  # the signing service account's organisation; None in insecure mode
+
+
+#: A shortcut's answer is the call's `data`; None: take the ordinary way (module docstring).
+Shortcut = Callable[[ShortcutContext], Awaitable[Any | None]]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Operation:
     resource: str
     method: str
@@ -61,6 +87,7 @@ class Operation:
     writes: bool  # False: only reads, runs in a read transaction (module docstring)
     summary: str  # one line for /docs
     description: str  # more for /docs: parameters, body, errors
+    shortcut: Shortcut | None = None  # tried before the handler (module docstring)
 
 
 class OperationRegistry:
@@ -121,6 +148,7 @@ def operation(
     writes: bool = True,
     summary: str | None = None,
     description: str = "",
+    shortcut: Shortcut | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated handler for `method resource?action=...` (summary: its docstring)."""
 
@@ -136,6 +164,7 @@ def operation(
                 writes=writes,
                 summary=summary if summary is not None else doc.split("\n", 1)[0],
                 description=description or doc,
+                shortcut=shortcut,
             )
         )
         return handler

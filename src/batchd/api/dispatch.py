@@ -3,7 +3,8 @@
 Order of checks, each failing fast and cheaply: body size (413), authentication (401), the
 operation for (resource, method, action) (62102), the JSON body (62102), then — inside the
 request's single transaction — the caller's userId/orgId (62101) and the handler itself. That
-transaction is a read transaction for operations registered with `writes=False`.
+transaction is a read transaction for operations registered with `writes=False`. An operation's
+shortcut, when it has one, is tried before that transaction (`api.context`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import uuid
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from batchd.api import envelope
 from batchd.api.auth import Authenticator, resolve_caller
 from batchd.api.body import parse_json, read_body
-from batchd.api.context import OPERATIONS, RequestContext
+from batchd.api.context import OPERATIONS, RequestContext, ShortcutContext
 from batchd.config import Settings
 from batchd.errors import InvalidParameter
 from batchd.store.database import Database
@@ -24,7 +25,7 @@ from batchd.store.database import Database
 API_PREFIX = "/batch-processing-service/v2.1"
 
 
-async def dispatch(request: Request) -> JSONResponse:
+async def dispatch(request: Request) -> Response:
     resource: str = request.path_params["resource"]
     settings: Settings = request.app.state.settings
     database: Database = request.app.state.database
@@ -41,13 +42,21 @@ async def dispatch(request: Request) -> JSONResponse:
             if "\x00" in name or "\x00" in value:  # PostgreSQL text cannot store one
                 raise InvalidParameter(f"param: {name!r} has NUL characters, which are not allowed")
         body = parse_json(raw)
-        async with (database.transaction() if op.writes else database.read_transaction()) as conn:
-            caller = await resolve_caller(conn, query, key_org_id) if op.needs_caller else None
-            context = RequestContext(
-                caller=caller, conn=conn, query=query, body=body, settings=settings, request_id=request_id
-            )
-            # Serialised inside the transaction: data that cannot be sent rolls the call back.
-            response, request.state.code = envelope.success(await op.handler(context), request_id), 0
+        answer = None
+        if op.shortcut is not None:
+            answer = await op.shortcut(ShortcutContext(
+                database=database, query=query, body=body, settings=settings, key_org_id=key_org_id,
+            ))
+        if answer is not None:
+            response, request.state.code = envelope.success(answer, request_id), 0
+        else:
+            async with (database.transaction() if op.writes else database.read_transaction()) as conn:
+                caller = await resolve_caller(conn, query, key_org_id) if op.needs_caller else None
+                context = RequestContext(
+                    caller=caller, conn=conn, query=query, body=body, settings=settings, request_id=request_id
+                )
+                # Serialised inside the transaction: data that cannot be sent rolls the call back.
+                response, request.state.code = envelope.success(await op.handler(context), request_id), 0
     except Exception as exc:  # noqa: BLE001 - every failure becomes an envelope, in envelope.failure
         response, request.state.code = envelope.failure(exc, request_id), envelope.code_of(exc)
     request.state.request_id = request_id

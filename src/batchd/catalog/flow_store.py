@@ -15,19 +15,23 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batchd.catalog import rendering
 from batchd.catalog.fields import show, to_int
 from batchd.catalog.model import FlowDefinition, FlowLink, StoredFlow, TaskDefinition, TaskLink, UserList
 from batchd.catalog.shapes import TaskNode, from_document, outline_from_document, to_document
 from batchd.errors import IllegalState, InvalidParameter
 from batchd.store import ids
-from batchd.store.tables import directories, flow_dependencies, flow_versions, flows, tasks
+from batchd.store.identity import User
+from batchd.store.tables import directories, flow_dependencies, flow_versions, flows, tasks, users
 
 FLOW_COUNTER = "flow_id"
 TASK_COUNTER = "task_id"
 
 # The statements every Get and Import runs, built once: building one (and its cache key) cost
 # ~0.1 ms a time, as much as running it on SQLite.
-_FLOW_BY_ID = sa.select(flows).where(flows.c.flow_id == sa.bindparam("flow_id"))
+# Every column but the stored Get answer (`detail`), which only `rendered_detail` needs.
+FLOW_COLUMNS = tuple(column for column in flows.c if column.name != "detail")
+_FLOW_BY_ID = sa.select(*FLOW_COLUMNS).where(flows.c.flow_id == sa.bindparam("flow_id"))
 _FLOW_ID_TAKEN = sa.select(flows.c.flow_id).where(flows.c.flow_id == sa.bindparam("flow_id"))
 _IMPORT_TARGET = sa.select(
     sa.select(directories.c.dir_id)
@@ -37,8 +41,17 @@ _IMPORT_TARGET = sa.select(
     .where(flows.c.org_id == sa.bindparam("org_id"), flows.c.name == sa.bindparam("name"))
     .limit(1).scalar_subquery().label("taken"),
 )
+_STORED_DETAIL = (
+    sa.select(users.c.org_id.label("user_org_id"), users.c.name.label("user_name"), users.c.locked,
+              flows.c.org_id, flows.c.creator, flows.c.owners, flows.c.version, flows.c.create_time,
+              flows.c.update_time, flows.c.detail)
+    .select_from(users.outerjoin(flows, flows.c.flow_id == sa.bindparam("flow_id", type_=sa.BigInteger)))
+    .where(users.c.user_id == sa.bindparam("user_id"))
+)
 _INSERT_FLOW = sa.insert(flows)
 _INSERT_VERSION = sa.insert(flow_versions)
+_INSERT_TASK = sa.insert(tasks)
+_INSERT_DEPENDENCY = sa.insert(flow_dependencies)
 
 
 def parse_flow_id(value: object, field: str = "flowId") -> int:
@@ -116,6 +129,16 @@ async def load_flow_outline(conn: AsyncConnection, org_id: str, flow_id: int, *,
     return await _flow_of_row(conn, row, version), None
 
 
+def rendering_of_row(row: sa.Row) -> str | None:
+    """The stored Get answer (`catalog.rendering`) for a `flows` row with the columns `_stored`
+    reads: what the write that made the row would have stored (migration 0009 fills the rows
+    written before it with this). Read as an outline where possible, as Get Flow reads it."""
+    outline = outline_from_document(row.definition)
+    if outline is not None:
+        return rendering.render(_stored(row, outline[0]), outline[1])
+    return rendering.render(_stored(row))
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class VersionInfo:
     """One saved version of a flow: who saved it when (epoch ms)."""
@@ -133,6 +156,36 @@ async def list_versions(conn: AsyncConnection, flow_id: int) -> list[VersionInfo
         .order_by(flow_versions.c.version)
     )
     return [VersionInfo(version=r.version, saved_by=r.saved_by, saved_at_ms=r.saved_at) for r in rows]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoredDetail:
+    """What Get Flow's one statement finds: the calling user, and of the flow (None when there is
+    no flow of that id) its organisation, the columns permissions and holes need, and its stored
+    answer (`catalog.rendering`; None when it has none)."""
+
+    user: User
+    flow_org_id: str | None
+    creator: str
+    owners: UserList
+    version: int
+    create_time_ms: int
+    update_time_ms: int
+    rendering: str | None
+
+
+async def stored_detail(conn: AsyncConnection, user_id: str, flow_id: int) -> StoredDetail | None:
+    """The user `user_id` and flow `flow_id` of any organisation in one statement (one round
+    trip, and on its own a consistent read: a single statement needs no transaction around it);
+    None when there is no such user."""
+    row = (await conn.execute(_STORED_DETAIL, {"user_id": user_id, "flow_id": flow_id})).first()
+    if row is None:
+        return None
+    return StoredDetail(
+        user=User(user_id=user_id, org_id=row.user_org_id, name=row.user_name, locked=bool(row.locked)),
+        flow_org_id=row.org_id, creator=row.creator, owners=UserList.parse(row.owners or ""), version=row.version,
+        create_time_ms=row.create_time, update_time_ms=row.update_time, rendering=row.detail,
+    )
 
 
 async def flow_id_taken(conn: AsyncConnection, flow_id: int) -> bool:
@@ -167,14 +220,18 @@ def _refuse_taken_name(existing: int | None, name: str, field: str) -> None:
 async def check_import_target(conn: AsyncConnection, org_id: str, dir_id: str, name: str) -> None:
     """Import Flow's two checks in one statement (one round trip, not two): `dirId` is a directory
     of the organisation, then `flowName` is free in it (`check_name_free`)."""
-    found = (await conn.execute(_IMPORT_TARGET, {"dir_id": dir_id, "org_id": org_id, "name": name})).one()
+    _refuse_import_target((await conn.execute(_IMPORT_TARGET, {"dir_id": dir_id, "org_id": org_id, "name": name})).one(),
+                          dir_id, name)
+
+
+def _refuse_import_target(found: sa.Row, dir_id: str, name: str) -> None:
     if found.dir_id is None:
         raise InvalidParameter(f"dirId: Directory does not exist: {show(dir_id)}")
     _refuse_taken_name(found.taken, name, "flowName")
 
 
 async def _flow_by_name(conn: AsyncConnection, org_id: str, name: str) -> sa.Row | None:
-    query = sa.select(flows).where(flows.c.org_id == org_id, flows.c.name == name)
+    query = sa.select(*FLOW_COLUMNS).where(flows.c.org_id == org_id, flows.c.name == name)
     return (await conn.execute(query)).first()
 
 
@@ -318,7 +375,16 @@ async def check_no_dependency_cycle(conn: AsyncConnection, flow_id: int, upstrea
 
 async def assign_task_ids(conn: AsyncConnection, definition: FlowDefinition) -> FlowDefinition:
     """Give every task without an id a new one, all taken from the counter in one statement."""
-    fresh = iter(await ids.next_ids(conn, TASK_COUNTER, sum(t.task_id is None for t in definition.tasks)))
+    return with_task_ids(definition, await ids.next_ids(conn, TASK_COUNTER, tasks_without_id(definition)))
+
+
+def tasks_without_id(definition: FlowDefinition) -> int:
+    return sum(t.task_id is None for t in definition.tasks)
+
+
+def with_task_ids(definition: FlowDefinition, task_ids: list[int]) -> FlowDefinition:
+    """The definition with `task_ids` given, in order, to the tasks that have no id yet."""
+    fresh = iter(task_ids)
     new_tasks = [t if t.task_id is not None else _with_task_id(t, next(fresh)) for t in definition.tasks]
     return dataclasses.replace(definition, tasks=tuple(new_tasks))
 
@@ -350,15 +416,28 @@ def _columns(definition: FlowDefinition, document: str) -> dict[str, object]:
 
 
 async def insert_flow(conn: AsyncConnection, flow: StoredFlow) -> None:
+    await conn.run_sync(insert_flow_rows, flow)
+
+
+def insert_flow_rows(conn: sa.Connection, flow: StoredFlow) -> None:
+    """The rows of a new flow: `flows` (with its Get answer, `rendering`), its tasks, its
+    dependencies and its first version, each table one statement (tasks and dependencies one
+    executemany). Synchronous, so that work running whole on one thread can call it too;
+    `insert_flow` runs it through `run_sync`."""
     document = to_document(flow.definition)
-    await conn.execute(_INSERT_FLOW, dict(
+    conn.execute(_INSERT_FLOW, dict(
         flow_id=flow.flow_id, org_id=flow.org_id, dir_id=flow.dir_id, creator=flow.creator,
         active=int(flow.active), entry=flow.entry, version=flow.version, create_time=flow.create_time_ms,
-        update_time=flow.update_time_ms, update_user=flow.update_user, **_columns(flow.definition, document),
+        update_time=flow.update_time_ms, update_user=flow.update_user, detail=rendering.render(flow),
+        **_columns(flow.definition, document),
     ))
-    await _write_tasks(conn, flow.flow_id, (), flow.definition.tasks)
-    await _write_dependencies(conn, flow.flow_id, flow.definition)
-    await _write_version(conn, flow, document)
+    task_rows = [{"task_id": t.task_id, "flow_id": flow.flow_id, "name": t.name} for t in flow.definition.tasks]
+    if task_rows:
+        conn.execute(_INSERT_TASK, task_rows)
+    dependency_rows = _dependency_rows(flow.flow_id, flow.definition)
+    if dependency_rows:
+        conn.execute(_INSERT_DEPENDENCY, dependency_rows)
+    conn.execute(_INSERT_VERSION, _version_row(flow, document))
 
 
 async def update_flow(conn: AsyncConnection, before: StoredFlow, after: StoredFlow) -> None:
@@ -366,7 +445,7 @@ async def update_flow(conn: AsyncConnection, before: StoredFlow, after: StoredFl
     document = to_document(after.definition)
     await conn.execute(sa.update(flows).where(flows.c.flow_id == after.flow_id).values(
         active=int(after.active), version=after.version, update_time=after.update_time_ms,
-        update_user=after.update_user, **_columns(after.definition, document),
+        update_user=after.update_user, detail=rendering.render(after), **_columns(after.definition, document),
     ))
     await _write_tasks(conn, after.flow_id, before.definition.tasks, after.definition.tasks)
     await conn.execute(sa.delete(flow_dependencies).where(flow_dependencies.c.flow_id == after.flow_id))
@@ -391,7 +470,7 @@ async def _write_tasks(conn: AsyncConnection, flow_id: int, old: tuple[TaskDefin
     added = [t for t in new if t.task_id not in old_names]
     if added:
         rows = [{"task_id": t.task_id, "flow_id": flow_id, "name": t.name} for t in added]
-        await conn.execute(sa.insert(tasks), rows)
+        await conn.execute(_INSERT_TASK, rows)
 
 
 def _parked(task_id: int | None) -> str:
@@ -399,17 +478,23 @@ def _parked(task_id: int | None) -> str:
     return f"{'~' * 140}{task_id}"
 
 
+def _dependency_rows(flow_id: int, definition: FlowDefinition) -> list[dict[str, int]]:
+    return [{"flow_id": flow_id, "upstream_flow_id": u} for u in sorted(upstream_ids(definition))]
+
+
 async def _write_dependencies(conn: AsyncConnection, flow_id: int, definition: FlowDefinition) -> None:
-    rows = [{"flow_id": flow_id, "upstream_flow_id": u} for u in sorted(upstream_ids(definition))]
+    rows = _dependency_rows(flow_id, definition)
     if rows:
-        await conn.execute(sa.insert(flow_dependencies), rows)
+        await conn.execute(_INSERT_DEPENDENCY, rows)
+
+
+def _version_row(flow: StoredFlow, document: str) -> dict[str, object]:
+    return dict(flow_id=flow.flow_id, version=flow.version, definition=document, saved_by=flow.update_user,
+                saved_at=flow.update_time_ms)
 
 
 async def _write_version(conn: AsyncConnection, flow: StoredFlow, document: str) -> None:
-    await conn.execute(_INSERT_VERSION, dict(
-        flow_id=flow.flow_id, version=flow.version, definition=document, saved_by=flow.update_user,
-        saved_at=flow.update_time_ms,
-    ))
+    await conn.execute(_INSERT_VERSION, _version_row(flow, document))
 
 
 async def dependents(conn: AsyncConnection, flow_id: int) -> list[str]:
@@ -452,7 +537,9 @@ async def delete_flow_rows(conn: AsyncConnection, flow_id: int) -> None:
     await conn.execute(sa.delete(flows).where(flows.c.flow_id == flow_id))
 
 
-async def set_active(conn: AsyncConnection, flow_id: int, active: bool, user: str, now: int) -> None:
-    await conn.execute(
-        sa.update(flows).where(flows.c.flow_id == flow_id).values(active=int(active), update_time=now, update_user=user)
-    )
+async def set_active(conn: AsyncConnection, flow: StoredFlow, active: bool, user: str, now: int) -> None:
+    """Enable/Disable: the flag, who did it when, and the Get answer that shows all three."""
+    changed = dataclasses.replace(flow, active=active, update_user=user, update_time_ms=now)
+    await conn.execute(sa.update(flows).where(flows.c.flow_id == flow.flow_id).values(
+        active=int(active), update_time=now, update_user=user, detail=rendering.render(changed),
+    ))

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchd.catalog import flow_store
+from batchd.catalog import flow_store, rendering
 from batchd.catalog.editing import apply_save
 from batchd.catalog.fields import INT64_MAX, FieldReader, sorters, to_int
-from batchd.catalog.model import StoredFlow, UserList
+from batchd.catalog.model import FlowDefinition, ImportRequest, StoredFlow, UserList
 from batchd.catalog.permissions import Caller, can_read, is_owner, owns, require_owner, visits
 from batchd.catalog.shapes import UTC, export_definition, flow_detail, my_flow_item, page_flow
 from batchd.catalog.validation import PERIODIC, check_cron, parse_import, parse_save
 from batchd.clock import now_ms
 from batchd.errors import IllegalState, InvalidParameter
+from batchd.store.identity import User
 from batchd.store.tables import flows
 
 ENTRY_API = 1
@@ -44,18 +46,49 @@ async def import_flow(conn: AsyncConnection, caller: Caller, body: Any) -> dict[
     definition = await flow_store.resolve_links(conn, caller.org_id, request.definition, self_id=None, path="flowJson")
     flow_id = await flow_store.allocate_flow_id(conn, request.flow_id)
     definition = await flow_store.assign_task_ids(conn, definition)
+    await flow_store.insert_flow(conn, _imported(request, caller, flow_id, definition))
+    return {"flowId": flow_id}
+
+
+def _imported(request: ImportRequest, caller: Caller, flow_id: int, definition: FlowDefinition) -> StoredFlow:
     now = now_ms()
-    await flow_store.insert_flow(conn, StoredFlow(
+    return StoredFlow(
         flow_id=flow_id, org_id=caller.org_id, dir_id=request.dir_id, definition=definition, active=False,
         creator=caller.user_name, create_time_ms=now, update_time_ms=now, update_user=caller.user_name,
         entry=ENTRY_API, version=1,
-    ))
-    return {"flowId": flow_id}
+    )
 
 
 def parse_version(value: Any) -> int | None:
     """The batchd extension `version=N` on Get/Export/Load For Edit: an earlier saved version."""
     return None if value in (None, "") else to_int(value, "version", low=1)
+
+
+async def rendered_flow_detail(conn: AsyncConnection, user_id: str, identify: Callable[[User | None], Caller],
+                               flow_id: Any, *, version: Any = None, zone: dt.tzinfo = UTC) -> str | None:
+    """Get Flow's FlowDetail as JSON text, from the answer stored with the flow
+    (`catalog.rendering`), in one statement that also reads the calling user; None when the call
+    must take `get_flow` instead: the flow is not of the caller's organisation or has no stored
+    answer, an older version is asked for, or `flowId`/`version` is malformed (`get_flow` names
+    it, after the caller check, in the order it always has).
+
+    `identify` turns the user row of `user_id` into the caller or raises what the API's caller
+    check raises.
+    """
+    try:
+        wanted, asked = flow_store.parse_flow_id(flow_id), parse_version(version)
+    except InvalidParameter:
+        return None
+    found = await flow_store.stored_detail(conn, user_id, wanted)
+    caller = identify(found.user if found is not None else None)
+    if (found is None or found.flow_org_id != caller.org_id or found.rendering is None
+            or asked not in (None, found.version)):
+        return None
+    return rendering.fill(found.rendering, rendering.CallValues(
+        create_time_ms=found.create_time_ms, update_time_ms=found.update_time_ms,
+        can_edit=owns(caller, creator=found.creator, owners=found.owners), can_read=True,
+        user_locked=found.user.locked,
+    ), zone)
 
 
 async def get_flow(conn: AsyncConnection, caller: Caller, flow_id: Any, *, version: Any = None,
@@ -122,7 +155,7 @@ async def set_flow_active(conn: AsyncConnection, caller: Caller, body: Any, *, a
     require_owner(caller, flow, "enable it" if active else "disable it", unlocked=True)
     if active:
         check_cron(flow.definition.cron, "freq", required=flow.definition.type == PERIODIC)
-    await flow_store.set_active(conn, flow.flow_id, active, caller.user_name, now_ms())
+    await flow_store.set_active(conn, flow, active, caller.user_name, now_ms())
     return ""
 
 

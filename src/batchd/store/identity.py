@@ -78,7 +78,10 @@ _USER_BY_ID = sa.select(users).where(users.c.user_id == sa.bindparam("user_id"))
 
 
 async def find_user(conn: AsyncConnection, user_id: str) -> User | None:
-    row = (await conn.execute(_USER_BY_ID, {"user_id": user_id})).first()
+    return _user_of((await conn.execute(_USER_BY_ID, {"user_id": user_id})).first())
+
+
+def _user_of(row: sa.Row | None) -> User | None:
     if row is None:
         return None
     return User(user_id=row.user_id, org_id=row.org_id, name=row.name, locked=bool(row.locked))

@@ -117,6 +117,10 @@ flows = sa.Table(
     sa.Column("create_time", EPOCH_MS, nullable=False),
     sa.Column("update_time", EPOCH_MS, nullable=False),
     sa.Column("update_user", NAME, nullable=False),
+    # Get Flow's answer for the current version, made when the row is written (migration 0009,
+    # `catalog.rendering`); NULL where it cannot be stored (flows with references, whose
+    # upstream names are looked up on every read) or was not made: Get then reads the document.
+    sa.Column("detail", sa.Text, nullable=True),
     sa.Index(None, "org_id", "name"),
     # Everything Search Flow reads (migration 0003): the rows themselves carry the large definition.
     sa.Index("ix_flows_search", "org_id", "name", "flow_id", "update_time", "create_time", "start_date"),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchd.api.context import Caller, RequestContext, operation
+from batchd.api.auth import CallerClaim
+from batchd.api.context import Caller, RequestContext, ShortcutContext, operation
+from batchd.api.envelope import JsonText
 from batchd.catalog import flows
 
 
@@ -24,13 +26,23 @@ async def _detail(ctx: RequestContext) -> dict[str, Any]:
                                 zone=ctx.settings.zone, user_locked=caller.locked)
 
 
-@operation(resource="flows", method="GET", action="get", writes=False)
+async def _stored_detail(ctx: ShortcutContext) -> JsonText | None:
+    """Get Flow / Load Flow For Edit from the flow's stored answer, in one statement on its own
+    (no transaction around it: one statement reads one consistent state by itself)."""
+    claim = CallerClaim.of(ctx.query, ctx.key_org_id)
+    async with ctx.database.autocommit() as conn:
+        text = await flows.rendered_flow_detail(conn, claim.user_id, claim.identify, ctx.query.get("flowId"),
+                                                version=ctx.query.get("version"), zone=ctx.settings.zone)
+    return None if text is None else JsonText(text)
+
+
+@operation(resource="flows", method="GET", action="get", writes=False, shortcut=_stored_detail)
 async def get_flow(ctx: RequestContext) -> dict[str, Any]:
     """Get Flow: FlowDetail of `flowId` (any member of its organisation; `version=N` for an older one)."""
     return await _detail(ctx)
 
 
-@operation(resource="flows", method="GET", action="loadForEdit", writes=False)
+@operation(resource="flows", method="GET", action="loadForEdit", writes=False, shortcut=_stored_detail)
 async def load_flow_for_edit(ctx: RequestContext) -> dict[str, Any]:
     """Load Flow For Edit: FlowDetail with `queue`, the starting point of Save Flow."""
     return await _detail(ctx)
