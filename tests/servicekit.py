@@ -283,6 +283,6 @@ async def claim_single_task(database: Any, org_id: str, flow_name: str, *, owner
             "tasks": [{"name": "t", "type": "COMMAND", "cmd": "sleep 600", "retryLimit": 1}]}}))["flowId"]
         await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
     async with database.transaction() as conn:
-        await progress.schedule_pass(conn, now, cache)
-        (claim,) = await progress.claim_ready(conn, owner, 1, now, lease_ms, cache, log_of)
+        await conn.run_sync(progress.schedule_pass, now, cache)
+        (claim,) = await conn.run_sync(progress.claim_ready, owner, 1, now, lease_ms, cache, log_of)
     return claim

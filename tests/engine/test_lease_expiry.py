@@ -55,8 +55,8 @@ async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
         found["first_outcome"], found["first_error"] = first.outcome, first.error
         later = NOW + LEASE_MS + 60_000  # past any retryInterval
         async with database.transaction() as conn:
-            await progress.schedule_pass(conn, later, cache)
-            retried = await progress.claim_ready(conn, MACHINE_B, 1, later, LEASE_MS, cache, log_of)
+            await conn.run_sync(progress.schedule_pass, later, cache)
+            retried = await conn.run_sync(progress.claim_ready, MACHINE_B, 1, later, LEASE_MS, cache, log_of)
         found["retried"] = [(c.task_instance_id == claim.task_instance_id, c.attempt) for c in retried]
         found["log"] = log_of("", claim.task_instance_id).read_text()
     finally:

@@ -50,7 +50,7 @@ async def scenario(settings: Settings) -> tuple[list[str], dict[str, int], int]:
             "relations": [{"sourceTaskName": "first", "targetTaskName": "second", "rerun": True}]}}))["flowId"]
         instance_id = await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
     async with database.transaction() as conn:
-        await progress.schedule_pass(conn, 1, DefinitionCache())  # admitted: RUNNING, "first" READY
+        await conn.run_sync(progress.schedule_pass, 1, DefinitionCache())  # admitted: RUNNING, "first" READY
         # "first" succeeded, but the step that releases "second" never ran.
         await conn.execute(sa.update(task_instances).where(task_instances.c.task_name == "first")
                            .values(status=int(Status.SUCCESS), end_time=1))

@@ -270,3 +270,28 @@ def test_an_unwritable_workdir_is_an_error_not_an_exception(make_spec: MakeSpec,
     outcome = run(attempt(make_spec("true", workdir=blocker / "w")))
     assert outcome.exit_code is None and outcome.error is not None
     assert outcome.error.startswith("cannot prepare the attempt:")
+
+
+def _without_pidfds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "pidfd_open")
+
+
+def _pidfds_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", refuse)
+
+
+@pytest.mark.parametrize("without", [_without_pidfds, _pidfds_refused], ids=["no pidfd_open", "kernel refuses"])
+def test_exit_codes_and_timeouts_without_pidfds(
+    make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch, without: object
+) -> None:
+    """Where the kernel or platform has no pidfds, the exit is waited for another way, with the
+    same results (on this Linux machine the pidfd path is the one the other tests take)."""
+    without(monkeypatch)  # type: ignore[operator]
+    assert run(attempt(make_spec("exit 3"))).exit_code == 3
+    spec = make_spec("sleep 100 & sleep 100 & wait", timeout_seconds=0.3, attempt=2)
+    outcome = run(attempt(spec))
+    assert outcome.timed_out and outcome.exit_code == -15
+    assert_group_gone(outcome.pid)

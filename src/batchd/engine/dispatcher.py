@@ -31,9 +31,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,6 +64,7 @@ SWEEP_CHUNK = 50
 RECORD_TRIES = 5  # an outcome is recorded again after a database error, with growing pauses
 
 _engines: set[Engine] = set()
+T = TypeVar("T")
 
 
 def wake_all(delay_s: float = 0.05) -> None:
@@ -130,6 +132,13 @@ class Engine:
         async with self._writes, self.database.transaction() as conn:
             yield conn
 
+    async def _write(self, work: Callable[[sa.Connection], T]) -> T:
+        """`work` in one write transaction on the database's worker thread (`progress`'s steps
+        are synchronous: a transaction of ten statements makes one trip), queued like
+        `_transaction`."""
+        async with self._writes:
+            return await self.database.run_write(work)
+
     # --- the loop -----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
@@ -155,29 +164,27 @@ class Engine:
                 await conn.execute(sa.update(task_attempts).where(
                     task_attempts.c.owner == self.owner.owner, task_attempts.c.ended_at.is_(None)
                 ).values(lease_until=now_ms() + LEASE_MS))
-        async with self._transaction() as conn:
-            await progress.schedule_pass(conn, now_ms(), self.cache)
+        await self._write(lambda conn: progress.schedule_pass(conn, now_ms(), self.cache))
         if self._last_sweep is None or clock - self._last_sweep >= SWEEP_EVERY_S:
             self._last_sweep = clock
             await self._sweep()
         await self._check_cancels()
         if self._stopping:
             return
-        async with self._transaction() as conn:
-            claims = await self._claim(conn, self.slots - len(self._running))
-        self._start(claims)
+        free = self.slots - len(self._running)
+        self._start(await self._write(lambda conn: self._claim(conn, free)))
 
     async def _sweep(self) -> None:
         """`progress.sweep` over every running instance, `SWEEP_CHUNK` instances per transaction,
         so that a sweep over thousands of running instances never holds the write lock long."""
         async with self.database.read_transaction() as conn:
-            running = await progress.running_instances(conn)
+            running = await conn.run_sync(progress.running_instances)
         for first in range(0, len(running), SWEEP_CHUNK):
-            async with self._transaction() as conn:
-                await progress.sweep(conn, running[first:first + SWEEP_CHUNK], now_ms(), self.cache)
+            chunk = running[first:first + SWEEP_CHUNK]
+            await self._write(lambda conn: progress.sweep(conn, chunk, now_ms(), self.cache))  # noqa: B023
 
-    async def _claim(self, conn: AsyncConnection, free: int) -> list[Claim]:
-        return await progress.claim_ready(conn, self.owner, free, now_ms(), LEASE_MS, self.cache, self._log_path)
+    def _claim(self, conn: sa.Connection, free: int) -> list[Claim]:
+        return progress.claim_ready(conn, self.owner, free, now_ms(), LEASE_MS, self.cache, self._log_path)
 
     def _start(self, claims: list[Claim]) -> None:
         for claim in claims:
@@ -192,16 +199,23 @@ class Engine:
             log.warning("declared %d attempt(s) dead: %s", len(dead), ", ".join(dead))
 
     async def _check_cancels(self) -> None:
+        """Set the cancel event of each attempt whose task is no longer RUNNING.
+
+        Only the attempts running when the read began are judged: attempts started while it ran
+        (an outcome's claims) are not in its answer, and reading "no row" as "cancelled" killed
+        them at random (found by the engine bench)."""
         if not self._running:
             return
+        asked = {instance_id: attempt for instance_id, (attempt, _, _) in self._running.items()}
         async with self.database.read_transaction() as conn:
             rows = dict((await conn.execute(
                 sa.select(task_instances.c.instance_id, task_instances.c.status)
-                .where(task_instances.c.instance_id.in_(list(self._running)))
+                .where(task_instances.c.instance_id.in_(list(asked)))
             )).all())
-        for instance_id, (_, cancel, _) in self._running.items():
-            if rows.get(instance_id) != Status.RUNNING:
-                cancel.set()
+        for instance_id, attempt in asked.items():
+            running = self._running.get(instance_id)
+            if running is not None and running[0] == attempt and rows.get(instance_id) != Status.RUNNING:
+                running[1].set()
 
     # --- one attempt --------------------------------------------------------------------------
 
@@ -260,13 +274,16 @@ class Engine:
         should take a turn: the flow ended (a queued instance of the workflow may start now) or
         the task did not succeed (a retry or waitCode timer, a failed flow). READY tasks made by
         other processes are the loop's poll's to find."""
+        def record_and_claim(conn: sa.Connection) -> tuple[progress.Recorded, list[Claim]]:
+            recorded = progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result, self.cache,
+                                               now_ms())
+            return recorded, [] if stopping else self._claim(conn, free)
+
         for attempt in range(RECORD_TRIES):
             try:
-                async with self._transaction() as conn:
-                    recorded = await progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result,
-                                                             self.cache, now_ms())
-                    free = self.slots - len(self._running) + 1
-                    claims = [] if self._stopping else await self._claim(conn, free)
+                free = self.slots - len(self._running) + 1
+                stopping = self._stopping
+                recorded, claims = await self._write(record_and_claim)
                 self._running.pop(claim.task_instance_id, None)
                 self._start(claims)
                 return recorded.task is not Status.SUCCESS or recorded.flow is not None

@@ -101,7 +101,7 @@ async def cancel(conn: AsyncConnection, caller: Caller, body: Any) -> str:
     if getattr(caller, "locked", False):
         raise AccountLocked("Your account has been locked")
     try:
-        await progress.cancel_flow_instance(conn, row.instance_id, row.status, now_ms())
+        await conn.run_sync(progress.cancel_flow_instance, row.instance_id, row.status, now_ms())
     except IllegalTransition:
         raise IllegalState(
             f"Instance {row.instance_id} is already finished ({Status(row.status).name}); "

@@ -1,5 +1,11 @@
 """The engine's work on the tables, each function one step inside the caller's transaction.
 
+The functions take a synchronous `sqlalchemy.Connection`. The hot path (an outcome and the next
+claims) runs them on the database's worker thread in one hop (`Database.run_write`): through the
+async layer each statement cost a trip of its own to the driver's thread, ~0.2 ms, about ten
+times what SQLite needs to run it. Code on the event loop calls them with
+`await conn.run_sync(fn, ...)` on its async connection: one implementation of the writes.
+
 - `record_outcome`: an attempt's result through the transition table (success, waitCode, retry,
   final FAIL/TIMEOUT), failing the flow at once when a task fails for good; a success makes its
   direct downstream tasks READY and finishes the flow after its last task, in the same
@@ -20,12 +26,12 @@ Every status change goes through `transitions`; nothing here assigns a status on
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog.model import FlowDefinition, TaskDefinition
 from batchd.catalog.shapes import from_document
@@ -69,25 +75,31 @@ class RunGraph:
 
 
 class DefinitionCache:
-    """Parsed snapshots by flow instance id; a snapshot never changes, so it is parsed once."""
+    """Parsed snapshots by flow instance id; a snapshot never changes, so it is parsed once.
+
+    Used from the event loop and the database's worker thread, hence the lock around changes.
+    """
 
     def __init__(self, limit: int = 512) -> None:
         self._items: dict[str, RunGraph] = {}
         self._limit = limit
+        self._lock = threading.Lock()
 
     def get(self, instance_id: str, document: str | None = None) -> RunGraph | None:
         found = self._items.get(instance_id)
         if found is None and document is not None:
-            if len(self._items) >= self._limit:
-                self._items.pop(next(iter(self._items)))
-            found = self._items[instance_id] = RunGraph.of(from_document(document))
+            graph = RunGraph.of(from_document(document))
+            with self._lock:
+                if len(self._items) >= self._limit:
+                    self._items.pop(next(iter(self._items)))
+                found = self._items.setdefault(instance_id, graph)
         return found
 
 
-async def _load_graph(conn: AsyncConnection, cache: DefinitionCache, instance_id: str) -> RunGraph:
+def _load_graph(conn: sa.Connection, cache: DefinitionCache, instance_id: str) -> RunGraph:
     found = cache.get(instance_id)
     if found is None:
-        document = (await conn.execute(
+        document = (conn.execute(
             sa.select(flow_instances.c.definition).where(flow_instances.c.instance_id == instance_id)
         )).scalar_one()
         found = cache.get(instance_id, document)
@@ -95,9 +107,9 @@ async def _load_graph(conn: AsyncConnection, cache: DefinitionCache, instance_id
     return found
 
 
-async def _lock_engine(conn: AsyncConnection) -> None:
+def _lock_engine(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ENGINE_LOCK_KEY})
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ENGINE_LOCK_KEY})
 
 
 _CAS_STATEMENTS: dict[tuple[str, tuple[str, ...]], sa.Update] = {}
@@ -117,31 +129,31 @@ def _cas(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
     return made
 
 
-async def _compare_and_set(conn: AsyncConnection, table: sa.Table, instance_id: str, status: int,
+def _compare_and_set(conn: sa.Connection, table: sa.Table, instance_id: str, status: int,
                            values: dict[str, object]) -> bool:
     """Write `values` if the row still has `status`; False when a concurrent change (a cancel,
     another process's claim) got there first, and this change is dropped."""
     statement = _cas(table, tuple(values))
-    changed = await conn.execute(statement, {"_id": instance_id, "_from": int(status),
+    changed = conn.execute(statement, {"_id": instance_id, "_from": int(status),
                                              **{f"_{name}": value for name, value in values.items()}})
     return changed.rowcount == 1
 
 
-async def _set_flow(conn: AsyncConnection, instance_id: str, status: int, event: FlowEvent, now: int,
+def _set_flow(conn: sa.Connection, instance_id: str, status: int, event: FlowEvent, now: int,
                     **values: object) -> Status | None:
     target = flow_target(status, event)
     if target is not None and target != status:
-        if not await _compare_and_set(conn, flow_instances, instance_id, status,
+        if not _compare_and_set(conn, flow_instances, instance_id, status,
                                       {"status": int(target), "updated_at": now, **values}):
             return None
     return target
 
 
-async def _set_task(conn: AsyncConnection, instance_id: str, status: int, event: TaskEvent,
+def _set_task(conn: sa.Connection, instance_id: str, status: int, event: TaskEvent,
                     **values: object) -> Status | None:
     target = task_target(status, event)
     if target is not None:
-        if not await _compare_and_set(conn, task_instances, instance_id, status, {"status": int(target), **values}):
+        if not _compare_and_set(conn, task_instances, instance_id, status, {"status": int(target), **values}):
             return None
     return target
 
@@ -149,43 +161,43 @@ async def _set_task(conn: AsyncConnection, instance_id: str, status: int, event:
 # --- the scheduling pass ----------------------------------------------------------------------
 
 
-async def schedule_pass(conn: AsyncConnection, now: int, cache: DefinitionCache) -> None:
+def schedule_pass(conn: sa.Connection, now: int, cache: DefinitionCache) -> None:
     """Admit queued flow instances (evaluating an admitted instance's tasks once) and release
     WAIT tasks whose time has come.
 
     Ordinary progress needs nothing more: a success makes its downstream tasks READY in the
     outcome's own transaction (`record_outcome`). `sweep` is the net under that.
     """
-    await _lock_engine(conn)
-    for instance_id, cal_dt in await _admit_flows(conn, now):
-        await _advance_tasks(conn, instance_id, cal_dt, now, cache)
-    await _release_waiting(conn, now, cache)
+    _lock_engine(conn)
+    for instance_id, cal_dt in _admit_flows(conn, now):
+        _advance_tasks(conn, instance_id, cal_dt, now, cache)
+    _release_waiting(conn, now, cache)
 
 
-async def running_instances(conn: AsyncConnection) -> list[str]:
-    return list((await conn.execute(
+def running_instances(conn: sa.Connection) -> list[str]:
+    return list((conn.execute(
         sa.select(flow_instances.c.instance_id).where(flow_instances.c.status == int(Status.RUNNING))
     )).scalars())
 
 
-async def sweep(conn: AsyncConnection, instance_ids: Sequence[str], now: int, cache: DefinitionCache) -> None:
+def sweep(conn: sa.Connection, instance_ids: Sequence[str], now: int, cache: DefinitionCache) -> None:
     """Re-evaluate every task of those of `instance_ids` still RUNNING: the net under the
     incremental steps (rows written by an older batchd, anything a crash left half-decided).
     It reads every task row of each instance, so the engine sweeps in small chunks, each its
     own transaction, at start and every few seconds."""
-    await _lock_engine(conn)
-    running = (await conn.execute(
+    _lock_engine(conn)
+    running = (conn.execute(
         sa.select(flow_instances.c.instance_id, flow_instances.c.cal_dt)
         .where(flow_instances.c.instance_id.in_(list(instance_ids)),
                flow_instances.c.status == int(Status.RUNNING))
     )).all()
     for instance_id, cal_dt in running:
-        await _advance_tasks(conn, instance_id, cal_dt, now, cache)
+        _advance_tasks(conn, instance_id, cal_dt, now, cache)
 
 
-async def _admit_flows(conn: AsyncConnection, now: int) -> list[tuple[str, str]]:
+def _admit_flows(conn: sa.Connection, now: int) -> list[tuple[str, str]]:
     """Start what may start; the (instance id, cal_dt) of each instance admitted."""
-    queued = (await conn.execute(
+    queued = (conn.execute(
         sa.select(flow_instances.c.instance_id, flow_instances.c.flow_id, flow_instances.c.status,
                   flow_instances.c.trigger_time, flow_instances.c.cal_dt)
         .where(flow_instances.c.status.in_([int(s) for s in QUEUED]))
@@ -196,17 +208,17 @@ async def _admit_flows(conn: AsyncConnection, now: int) -> list[tuple[str, str]]
     # A workflow is busy while an instance RUNS, or while a failed/cancelled one still has a live
     # task: the next instance must not run a task next to its predecessor's copy. Read from the
     # running side (few rows, by status) rather than per queued workflow.
-    busy = set((await conn.execute(_BUSY_FLOWS)).scalars())
+    busy = set((conn.execute(_BUSY_FLOWS)).scalars())
     first_seen: set[int] = set()
     admitted: list[tuple[str, str]] = []
     for row in queued:
         head = row.flow_id not in first_seen
         first_seen.add(row.flow_id)
         if head and row.flow_id not in busy and row.trigger_time <= now:
-            if await _set_flow(conn, row.instance_id, row.status, FlowEvent.ADMIT, now, start_time=now):
+            if _set_flow(conn, row.instance_id, row.status, FlowEvent.ADMIT, now, start_time=now):
                 admitted.append((row.instance_id, row.cal_dt))
         else:
-            await _set_flow(conn, row.instance_id, row.status, FlowEvent.QUEUE, now)
+            _set_flow(conn, row.instance_id, row.status, FlowEvent.QUEUE, now)
     return admitted
 
 
@@ -218,21 +230,21 @@ _BUSY_FLOWS = sa.union(
 )
 
 
-async def _advance_tasks(conn: AsyncConnection, instance_id: str, cal_dt: str, now: int,
+def _advance_tasks(conn: sa.Connection, instance_id: str, cal_dt: str, now: int,
                          cache: DefinitionCache) -> None:
     """Evaluate every task of one RUNNING instance: READY/WAIT where upstreams are done, or
     finish the instance when every task is."""
-    rows = (await conn.execute(
+    rows = (conn.execute(
         sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
                   task_instances.c.not_before)
         .where(task_instances.c.flow_instance_id == instance_id)
     )).all()
     if all(row.status in DONE_FOR_DOWNSTREAM for row in rows):
-        await _finish_flow(conn, instance_id, now)
+        _finish_flow(conn, instance_id, now)
         return
-    graph = await _load_graph(conn, cache, instance_id)
+    graph = _load_graph(conn, cache, instance_id)
     by_name = {row.task_name: row for row in rows}
-    await _offer(conn, graph, [row for row in rows if row.status in (Status.INIT, Status.WAIT)
+    _offer(conn, graph, [row for row in rows if row.status in (Status.INIT, Status.WAIT)
                                and _upstream_done(graph, row.task_name, by_name)], cal_dt, now)
 
 
@@ -241,7 +253,7 @@ def _upstream_done(graph: RunGraph, task_name: str, by_name: dict[str, sa.Row]) 
                for name in graph.upstream.get(task_name, ()) if name in by_name)
 
 
-async def _offer(conn: AsyncConnection, graph: RunGraph, rows: list[sa.Row], cal_dt: str, now: int) -> None:
+def _offer(conn: sa.Connection, graph: RunGraph, rows: list[sa.Row], cal_dt: str, now: int) -> None:
     """Tasks whose upstream tasks are done: READY, or WAIT while a task's not-before time (retry,
     waitCode) or one of its cross-workflow references is still pending. One compare-and-set
     statement per (status, event) group: the root of a 1,000-task fan-out releases 999 tasks."""
@@ -249,13 +261,13 @@ async def _offer(conn: AsyncConnection, graph: RunGraph, rows: list[sa.Row], cal
     for row in rows:
         waiting = (row.not_before is not None and row.not_before > now) or (
             row.task_name in graph.linked
-            and not await _links_satisfied(conn, graph.definition, row.task_name, cal_dt))
+            and not _links_satisfied(conn, graph.definition, row.task_name, cal_dt))
         groups.setdefault((row.status, TaskEvent.BLOCKED if waiting else TaskEvent.UNBLOCKED), []).append(
             row.instance_id)
     for (status, event), instance_ids in groups.items():
         target = task_target(status, event)
         if target is not None and target != status:
-            await conn.execute(_CAS_MANY, {"_ids": instance_ids, "_from": int(status), "_status": int(target)})
+            conn.execute(_CAS_MANY, {"_ids": instance_ids, "_from": int(status), "_status": int(target)})
 
 
 _CAS_MANY = (
@@ -265,9 +277,9 @@ _CAS_MANY = (
     .values(status=sa.bindparam("_status")))
 
 
-async def _release_waiting(conn: AsyncConnection, now: int, cache: DefinitionCache) -> None:
+def _release_waiting(conn: sa.Connection, now: int, cache: DefinitionCache) -> None:
     """WAIT tasks of RUNNING instances whose not-before time passed and whose references are met."""
-    rows = (await conn.execute(
+    rows = (conn.execute(
         sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
                   task_instances.c.not_before, task_instances.c.flow_instance_id, flow_instances.c.cal_dt)
         .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
@@ -275,10 +287,10 @@ async def _release_waiting(conn: AsyncConnection, now: int, cache: DefinitionCac
                sa.or_(task_instances.c.not_before.is_(None), task_instances.c.not_before <= now))
     )).all()
     for row in rows:
-        await _offer(conn, await _load_graph(conn, cache, row.flow_instance_id), [row], row.cal_dt, now)
+        _offer(conn, _load_graph(conn, cache, row.flow_instance_id), [row], row.cal_dt, now)
 
 
-async def _release_downstream(conn: AsyncConnection, graph: RunGraph, instance_id: str, task_name: str,
+def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, task_name: str,
                               flow_status: int, cal_dt: str, now: int) -> Status | None:
     """After `task_name` succeeded: offer its direct downstream tasks whose upstreams are now all
     done, and finish the instance when no task is left. Reads only the rows it decides on.
@@ -289,17 +301,17 @@ async def _release_downstream(conn: AsyncConnection, graph: RunGraph, instance_i
     downstream = graph.downstream.get(task_name, ())
     if downstream:
         names = {*downstream, *(name for target in downstream for name in graph.upstream.get(target, ()))}
-        rows = (await conn.execute(_TASKS_BY_NAME, {"instance_id": instance_id, "names": list(names)})).all()
+        rows = (conn.execute(_TASKS_BY_NAME, {"instance_id": instance_id, "names": list(names)})).all()
         by_name = {row.task_name: row for row in rows}
         offered = [row for row in (by_name.get(target) for target in downstream)
                    if row is not None and row.status in (Status.INIT, Status.WAIT)
                    and _upstream_done(graph, row.task_name, by_name)]
         if offered:
-            await _offer(conn, graph, offered, cal_dt, now)
+            _offer(conn, graph, offered, cal_dt, now)
         if offered or any(by_name[name].status not in DONE_FOR_DOWNSTREAM for name in downstream if name in by_name):
             return None  # a downstream task is still to run: the instance is not done
-    left = (await conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id})).first()
-    return None if left is not None else await _finish_flow(conn, instance_id, now)
+    left = (conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id})).first()
+    return None if left is not None else _finish_flow(conn, instance_id, now)
 
 
 _TASKS_BY_NAME = (
@@ -313,31 +325,31 @@ _ANY_TASK_LEFT = (
            task_instances.c.status.in_([int(s) for s in NOT_DONE_FOR_DOWNSTREAM])).limit(1))
 
 
-async def _finish_flow(conn: AsyncConnection, instance_id: str, now: int) -> Status | None:
+def _finish_flow(conn: sa.Connection, instance_id: str, now: int) -> Status | None:
     """ALL_DONE: the instance ends when its last task did; its new status."""
-    status, end = (await conn.execute(
+    status, end = (conn.execute(
         sa.select(flow_instances.c.status, sa.select(sa.func.max(task_instances.c.end_time))
                   .where(task_instances.c.flow_instance_id == instance_id).scalar_subquery())
         .where(flow_instances.c.instance_id == instance_id)
     )).one()
-    return await _set_flow(conn, instance_id, status, FlowEvent.ALL_DONE, now, end_time=end or now)
+    return _set_flow(conn, instance_id, status, FlowEvent.ALL_DONE, now, end_time=end or now)
 
 
-async def _links_satisfied(conn: AsyncConnection, definition: FlowDefinition, task_name: str, cal_dt: str) -> bool:
+def _links_satisfied(conn: sa.Connection, definition: FlowDefinition, task_name: str, cal_dt: str) -> bool:
     """Every reference pointing at `task_name` has succeeded for the same business date."""
     for relation in definition.link_relations:
         if relation.target != task_name:
             continue
         flow_link = next((f for f in definition.flow_links if f.link_id == relation.link_id), None)
         if flow_link is not None:
-            found = await conn.execute(sa.select(flow_instances.c.instance_id).where(
+            found = conn.execute(sa.select(flow_instances.c.instance_id).where(
                 flow_instances.c.flow_id == flow_link.source_flow_id, flow_instances.c.cal_dt == cal_dt,
                 flow_instances.c.status == int(Status.SUCCESS)).limit(1))
             if found.first() is None:
                 return False
         task_link = next((t for t in definition.task_links if t.link_id == relation.link_id), None)
         if task_link is not None:
-            found = await conn.execute(
+            found = conn.execute(
                 sa.select(task_instances.c.instance_id)
                 .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
                 .where(flow_instances.c.flow_id == task_link.source_flow_id, flow_instances.c.cal_dt == cal_dt,
@@ -375,28 +387,28 @@ class Claim:
     log_path: Path
 
 
-async def claim_ready(conn: AsyncConnection, owner: Owner, limit: int, now: int, lease_ms: int,
+def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_ms: int,
                       cache: DefinitionCache, log_path_of: Callable[[str, str], Path]) -> list[Claim]:
     """Claim up to `limit` READY tasks of RUNNING flows, highest priorityLevel first, oldest trigger first."""
     if limit <= 0:
         return []
-    candidates = (await conn.execute(_READY_TASKS, {"limit": limit * 4})).all()
+    candidates = (conn.execute(_READY_TASKS, {"limit": limit * 4})).all()
     ranked = []
     for row in candidates:
-        graph = await _load_graph(conn, cache, row.flow_instance_id)
+        graph = _load_graph(conn, cache, row.flow_instance_id)
         task, definition = graph.tasks[row.task_name], graph.definition
         ranked.append((-task.priority_level, row, task, definition))
     ranked.sort(key=lambda item: item[0])  # stable: trigger time order within one priority
     claims: list[Claim] = []
     for _, row, task, definition in ranked[:limit]:
-        attempt = (await conn.execute(_CLAIM, {
+        attempt = (conn.execute(_CLAIM, {
             "_id": row.instance_id, "_from": int(Status.READY),
             "_status": int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING), "_now": now,
         })).scalar_one_or_none()
         if attempt is None:
             continue  # another process claimed it first
         log_path = log_path_of(row.flow_instance_id, row.instance_id)
-        await conn.execute(_NEW_ATTEMPT, {
+        conn.execute(_NEW_ATTEMPT, {
             "task_instance_id": row.instance_id, "attempt": attempt, "owner": owner.owner, "owner_host": owner.host,
             "owner_pid": owner.pid, "lease_until": now + lease_ms, "started_at": now, "log_path": str(log_path),
         })
@@ -478,7 +490,7 @@ _OUTCOME_OF = {"SUCCESS": OUTCOME_SUCCESS, "FAILED": OUTCOME_FAIL, "TIMEOUT": OU
                INTERRUPTED: OUTCOME_INTERNAL}
 
 
-async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: int, result: Result,
+def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, result: Result,
                          cache: DefinitionCache, now: int | None = None) -> Recorded:
     """Record one attempt's end and move its task (and maybe its flow).
 
@@ -492,44 +504,44 @@ async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: 
     deleted changes nothing but its own row.
     """
     now = result.ended_ms if now is None else now
-    row = (await conn.execute(_ATTEMPT_ROW, {"task_instance_id": task_instance_id, "attempt": attempt})).first()
+    row = (conn.execute(_ATTEMPT_ROW, {"task_instance_id": task_instance_id, "attempt": attempt})).first()
     if row is None or row.ended_at is not None:
         return Recorded(task=None)
-    graph = await _load_graph(conn, cache, row.flow_instance_id)
+    graph = _load_graph(conn, cache, row.flow_instance_id)
     task = graph.tasks[row.task_name]
     outcome = _OUTCOME_OF[result.verdict]
     if row.status != Status.RUNNING:
         outcome = OUTCOME_CANCEL
-    await conn.execute(_CLOSE_ATTEMPT, {
+    conn.execute(_CLOSE_ATTEMPT, {
         "_task_instance_id": task_instance_id, "_attempt": attempt, "ended_at": result.ended_ms,
         "exit_code": result.exit_code, "timed_out": result.timed_out, "outcome": outcome, "error": result.error,
         "pid": result.pid, "pgid": result.pid,
     })
     end = result.ended_ms
     if outcome == OUTCOME_SUCCESS:
-        target = await _set_task(conn, task_instance_id, row.status, TaskEvent.SUCCEEDED, end_time=end,
+        target = _set_task(conn, task_instance_id, row.status, TaskEvent.SUCCEEDED, end_time=end,
                                  is_timeout=False)
         if target is not Status.SUCCESS:
             return Recorded(task=target)
-        return Recorded(task=target, flow=await _release_downstream(
+        return Recorded(task=target, flow=_release_downstream(
             conn, graph, row.flow_instance_id, row.task_name, row.flow_status, row.cal_dt, now))
     if outcome == OUTCOME_WAIT:
         delay = task.retry_interval_seconds or WAIT_CODE_RECHECK_SECONDS
-        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.WAIT_CODE,
+        return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.WAIT_CODE,
                                              not_before=end + delay * 1000))
     if outcome == OUTCOME_CANCEL:  # the runner killed it because the task was cancelled
-        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.CANCEL, end_time=end))
+        return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.CANCEL, end_time=end))
     timed_out = outcome == OUTCOME_TIMEOUT
     if not result.consume_retry and row.flow_status == Status.RUNNING:
-        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY, not_before=end))
+        return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.RETRY, not_before=end))
     if row.recall_num < task.retry_limit and row.flow_status == Status.RUNNING:
-        return Recorded(task=await _set_task(conn, task_instance_id, row.status, TaskEvent.RETRY,
+        return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.RETRY,
                                              recall_num=row.recall_num + 1, is_timeout=timed_out,
                                              not_before=end + task.retry_interval_seconds * 1000))
     event = TaskEvent.DIED if outcome == OUTCOME_INTERNAL else TaskEvent.TIMED_OUT if timed_out else TaskEvent.FAILED
-    target = await _set_task(conn, task_instance_id, row.status, event, end_time=end, is_timeout=timed_out)
+    target = _set_task(conn, task_instance_id, row.status, event, end_time=end, is_timeout=timed_out)
     if target in FAILED:
-        return Recorded(task=target, flow=await _set_flow(conn, row.flow_instance_id, row.flow_status,
+        return Recorded(task=target, flow=_set_flow(conn, row.flow_instance_id, row.flow_status,
                                                           FlowEvent.TASK_FAILED, end, end_time=end))
     return Recorded(task=target)
 
@@ -537,16 +549,16 @@ async def record_outcome(conn: AsyncConnection, task_instance_id: str, attempt: 
 # --- cancel -----------------------------------------------------------------------------------
 
 
-async def cancel_flow_instance(conn: AsyncConnection, instance_id: str, status: int, now: int) -> None:
+def cancel_flow_instance(conn: sa.Connection, instance_id: str, status: int, now: int) -> None:
     """Flow CANCEL (`isCancelled`), every pending or running task CANCEL; IllegalTransition when
     the flow is finished. Running processes are killed by the process that owns their attempt."""
-    target = await _set_flow(conn, instance_id, status, FlowEvent.CANCEL, now, is_cancelled=True, end_time=now)
+    target = _set_flow(conn, instance_id, status, FlowEvent.CANCEL, now, is_cancelled=True, end_time=now)
     if target is None:
         return
-    rows = (await conn.execute(
+    rows = (conn.execute(
         sa.select(task_instances.c.instance_id, task_instances.c.status)
         .where(task_instances.c.flow_instance_id == instance_id,
                task_instances.c.status.in_([int(s) for s in (*PENDING, Status.RUNNING)]))
     )).all()
     for row in rows:
-        await _set_task(conn, row.instance_id, row.status, TaskEvent.CANCEL, end_time=now)
+        _set_task(conn, row.instance_id, row.status, TaskEvent.CANCEL, end_time=now)

@@ -63,7 +63,7 @@ async def declare_dead_attempts(conn: AsyncConnection, me: Owner, now: int, cach
                 os.fsync(log.fileno())
         except OSError:
             pass  # the log is a courtesy; the attempt row records the death either way
-        await record_outcome(conn, row.task_instance_id, row.attempt, Result(
+        await conn.run_sync(record_outcome, row.task_instance_id, row.attempt, Result(
             verdict=INTERRUPTED, exit_code=None, timed_out=False,
             error=f"batchd process {row.owner} died during the attempt", ended_ms=now, pid=row.pgid,
         ), cache)

@@ -32,7 +32,6 @@ import asyncio
 import dataclasses
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -40,7 +39,7 @@ from typing import BinaryIO
 from batchd.clock import now_ms
 from batchd.runner import plugins
 from batchd.runner.plugins import OnStarted
-from batchd.runner.process import MARKER, terminate_group
+from batchd.runner.process import MARKER, Child, start_child, terminate_group
 from batchd.runner.records import PYTHON_KIND, SHELL_KINDS, AttemptOutcome, AttemptSpec
 
 SHELL_SCRIPT = "_batchd_command.sh"
@@ -123,21 +122,11 @@ def _python(spec: AttemptSpec) -> str:
     return spec.python or os.environ.get("BATCHD_PYTHON") or sys.executable
 
 
-async def _spawn(
-    argv: list[str], log: BinaryIO, workdir: Path, env: dict[str, str]
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        cwd=workdir,
-        env=env,
-        start_new_session=True,
-    )
+async def _spawn(argv: list[str], log: BinaryIO, workdir: Path, env: dict[str, str]) -> Child:
+    return await start_child(argv, output=log, cwd=workdir, env=env)
 
 
-async def _start(spec: AttemptSpec, kind: str, log: BinaryIO) -> asyncio.subprocess.Process:
+async def _start(spec: AttemptSpec, kind: str, log: BinaryIO) -> Child:
     """Start the child for a SHELL or PYTHON attempt; OSError if even bash/python cannot start."""
     workdir = spec.workdir.absolute()
     if kind == PYTHON_KIND:

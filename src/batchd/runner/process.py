@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 #: How often a terminating group is checked.
 POLL_SECONDS = 0.02
@@ -166,3 +169,59 @@ async def kill_process_group(
             return False
     await terminate_group(pgid, grace_seconds)
     return True
+
+
+class Child:
+    """A started attempt process: its pid (= its process group) and `wait()` for its exit code.
+
+    On Linux the exit is watched through a pidfd on the event loop's selector. asyncio's own
+    subprocess support starts a thread per child to wait for it and builds a transport with
+    pipes batchd never uses; for tasks that take a millisecond (`true`), that bookkeeping cost
+    more than the process itself (the engine bench). Elsewhere asyncio's machinery is used.
+    """
+
+    def __init__(self, pid: int, exited: asyncio.Future[int]) -> None:
+        self.pid = pid
+        self._exited = exited
+
+    async def wait(self) -> int:
+        """The exit code, negative for a signal (-15: SIGTERM), as `Popen.returncode`."""
+        return await asyncio.shield(self._exited)
+
+
+async def start_child(argv: list[str], *, output: BinaryIO, cwd: Path, env: dict[str, str]) -> Child:
+    """Start `argv` in a new session (its own process group), stdin /dev/null, stdout and stderr
+    to `output`; OSError when it cannot start (not found, not executable)."""
+    if not hasattr(os, "pidfd_open"):
+        return await _start_with_asyncio(argv, output=output, cwd=cwd, env=env)
+    popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, cwd=cwd, env=env,
+                             start_new_session=True)
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except OSError:  # a kernel without pidfds (before 5.3): poll for the exit instead
+        return Child(popen.pid, asyncio.ensure_future(_poll_exit(popen)))
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def reap() -> None:
+        if popen.poll() is None:
+            return  # not yet (a pidfd is readable only once the process has exited)
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not exited.done():
+            exited.set_result(popen.returncode)
+
+    loop.add_reader(pidfd, reap)
+    return Child(popen.pid, exited)
+
+
+async def _poll_exit(popen: subprocess.Popen[bytes]) -> int:
+    while (code := popen.poll()) is None:
+        await asyncio.sleep(POLL_SECONDS)
+    return code
+
+
+async def _start_with_asyncio(argv: list[str], *, output: BinaryIO, cwd: Path, env: dict[str, str]) -> Child:
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                                cwd=cwd, env=env, start_new_session=True)
+    return Child(proc.pid, asyncio.ensure_future(proc.wait()))

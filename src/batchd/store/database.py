@@ -14,11 +14,21 @@ consistent state. `autocommit()` gives a connection on which each statement comm
 of its own around it).
 
 PostgreSQL is reached through psycopg 3's async driver (`postgresql+psycopg://`).
+
+`run_write(work)` runs a synchronous `work(connection)` in one write transaction on the
+database's worker thread, over a synchronous engine on the same database (pysqlite with the
+same connection set-up, or psycopg's sync side). It is for hot paths of many small statements:
+through the async layer every statement makes its own trip to the driver's thread (~0.2 ms on
+this project's VM, against ~0.02 ms for SQLite to run it), here the whole transaction makes one.
+Where no second engine can reach the same data (an in-memory SQLite), `work` runs through
+`run_sync` on an async transaction instead, with the same result.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -49,6 +59,7 @@ class Database:
 
     engine: AsyncEngine
     _engines: dict[str, AsyncEngine] = field(default_factory=dict, compare=False, repr=False)
+    _worker: _Worker | None = field(default=None, compare=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -89,6 +100,14 @@ class Database:
             self._engines[mode] = engine
         return engine
 
+    async def run_write(self, work: Callable[[sa.Connection], T]) -> T:
+        """`work(connection)` in one write transaction (committed when it returns, rolled back
+        when it raises), run on the worker thread in one hop (module docstring)."""
+        if self._worker is None:
+            async with self.transaction() as conn:
+                return await conn.run_sync(work)
+        return await self._worker.run(work)
+
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic `upgrade head`); a no-op when current."""
         async with self.engine.begin() as conn:
@@ -101,7 +120,28 @@ class Database:
         return current, ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
 
     async def dispose(self) -> None:
+        if self._worker is not None:
+            await self._worker.close()
         await self.engine.dispose()
+
+
+class _Worker:
+    """One thread with a synchronous engine of its own; transactions queue on the thread."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchd-db")
+
+    async def run(self, work: Callable[[sa.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, work)
+
+    def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        with self._engine.begin() as conn:
+            return work(conn)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
+        self._thread.shutdown(wait=False)
 
 
 def open_database(settings: Settings) -> Database:
@@ -110,14 +150,18 @@ def open_database(settings: Settings) -> Database:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             settings.home.mkdir(parents=True, exist_ok=True)
+        worker = None
         if url.database and url.database != ":memory:" and not url.query:
             engine = create_async_engine(url, async_creator=one_hop_connector(url.database))
+            twin = sa.create_engine(url.set(drivername="sqlite"), connect_args={"check_same_thread": False})
+            _configure_sqlite(twin)
+            worker = _Worker(twin)
         else:
             engine = create_async_engine(url)
-        _configure_sqlite(engine)
-    else:
-        engine = create_async_engine(url, pool_pre_ping=True)
-    return Database(engine=engine)
+        _configure_sqlite(engine.sync_engine)
+        return Database(engine=engine, _worker=worker)
+    engine = create_async_engine(url, pool_pre_ping=True)
+    return Database(engine=engine, _worker=_Worker(sa.create_engine(url, pool_pre_ping=True)))
 
 
 async def run_once(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -134,8 +178,8 @@ async def run_once(settings: Settings, work: Callable[[AsyncConnection], Awaitab
         await database.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to SQLAlchemy (see "begin" below) instead of the driver's
         # implicit BEGIN that only starts before data changes.
@@ -147,7 +191,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed data
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get(_SQLITE_BEGIN)
         if mode == "autocommit":
