@@ -122,6 +122,8 @@ def expand(
     instance_id: str,
 ) -> Substitution:
     """Substitute every `${name}` in `text`; report unknown and looping names (module docstring)."""
+    if "${" not in text:
+        return Substitution(text=text, unknown=(), looped=())  # most commands: no time arithmetic
     system = system_variables(trigger_time, task_id=task_id, instance_id=instance_id)
     b = business_date(trigger_time)
     unknown: dict[str, None] = {}
