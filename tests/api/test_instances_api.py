@@ -50,6 +50,12 @@ def test_list_flow_instances_filters_sorts_and_pages(client: EnosClient, other_o
     page0 = search(client, pagination={"pageNo": 0, "pageSize": 1, "sorters": [{"field": "trigger_time",
                                                                                    "order": "desc"}]})
     assert [i["instanceId"] for i in page0["flowInsts"]] == [beta]
+    # One workflow's runs start one after another; a page is cut from the whole sorted list.
+    by_start = [{"field": "startTime", "order": "DESC"}]
+    assert [i["instanceId"] for i in search(client, flowId=first, pagination={
+        "pageNo": 1, "pageSize": 2, "sorters": by_start})["flowInsts"]] == [alpha[2], alpha[1]]
+    assert [i["instanceId"] for i in search(client, flowId=first, pagination={
+        "pageNo": 2, "pageSize": 2, "sorters": by_start})["flowInsts"]] == [alpha[0]]
     for field in ("endTime", "end_time", "startTime", "createTime", "update_time"):
         assert search(client, pagination={"pageNo": 1, "pageSize": 10, "sorters": [{"field": field}]})["count"] == 4
     bad = client.call("POST", "flowInstances", "search",

@@ -195,11 +195,17 @@ async def list_flow_instances(conn: AsyncConnection, caller: Caller, body: Any, 
         where.append(flow_instances.c.status.in_(statuses))
     pagination = FieldReader(reader.raw("pagination"), "pagination") if reader.has("pagination") else None
     count = (await conn.execute(sa.select(sa.func.count()).select_from(flow_instances).where(*where))).scalar_one()
-    query = sa.select(flow_instances).where(*where).order_by(*_order_by(pagination))
+    order = _order_by(pagination)
+    query = sa.select(flow_instances).where(*where).order_by(*order)
     if pagination is not None:
         page_no = max(pagination.integer("pageNo", default=1, low=0), 1)
         page_size = pagination.integer("pageSize", required=True, low=1)
-        query = query.limit(page_size).offset((page_no - 1) * page_size)
+        # The page's keys first, then its rows: sorting by a column no index orders (startTime)
+        # otherwise puts every matching row, stored snapshot and all, through the sorter — with
+        # 1,000 instances of the workflow, ~4x the time of sorting the keys (bench/history.py).
+        page = (sa.select(flow_instances.c.instance_id).where(*where).order_by(*order)
+                .limit(page_size).offset((page_no - 1) * page_size))
+        query = sa.select(flow_instances).where(flow_instances.c.instance_id.in_(page.scalar_subquery())).order_by(*order)
     items = [
         shapes.flow_instance(row, shapes.ListedFlow.read(row.definition), zone=zone, can_edit=_owns(caller, row),
                              graph=None)
