@@ -3,10 +3,11 @@
 A fresh temporary home (SQLite, WAL), `--flows` (1,000) periodic 3-task workflows imported
 through the catalogue's real code path (disabled, so the scheduler stays quiet and only the
 measured calls touch the database), then `batchd serve --insecure` as a child process. The same
-calls are measured twice on the same database: first with no finished instances, then after
-`--finished` (1,000,000) finished instances (status SUCCESS, one task instance each, one per
-flow per day back from now; a quarter manual) were inserted with bulk SQL and the server was
-restarted. Per operation, `--requests` sequential calls on one keep-alive connection; p50/p99
+calls are measured twice on the same database: first with a small history
+(`--baseline-per-flow` 40 finished instances per workflow: enough that the listed page 2 of 20 is
+full), then after `--finished` (1,000,000 in all) finished instances (status SUCCESS, one task
+instance each, one per flow per day back from now; a quarter manual) were inserted with bulk SQL
+and the server was restarted. Per operation, `--requests` sequential calls on one keep-alive connection; p50/p99
 as the client sees them:
 
 - Get Flow Instance of a random instance (of the triggered ones, and of the finished ones);
@@ -70,8 +71,9 @@ def store_flows(home: Path, count: int) -> list[int]:
     return asyncio.run(run())
 
 
-def store_finished(db_path: Path, flow_ids: list[int], count: int) -> list[str]:
-    """`count` finished instances with bulk SQL; returns a sample of their ids."""
+def store_finished(db_path: Path, flow_ids: list[int], count: int, skip_days: int = 0) -> list[str]:
+    """`count` finished instances with bulk SQL, one per workflow per day going back from
+    `skip_days` days ago; returns a sample of their ids."""
     conn = sqlite3.connect(db_path)
     definition = conn.execute("SELECT definition FROM flows WHERE flow_id = ?", (flow_ids[0],)).fetchone()[0]
     day_ms = 86_400_000
@@ -79,7 +81,7 @@ def store_finished(db_path: Path, flow_ids: list[int], count: int) -> list[str]:
     rows, tasks, sample = [], [], []
     for n in range(count):
         flow_id = flow_ids[n % len(flow_ids)]
-        trigger = now_ms - (n // len(flow_ids) + 1) * day_ms - 3600_000
+        trigger = now_ms - (skip_days + n // len(flow_ids) + 1) * day_ms - 3600_000
         origin = "schedule" if n % 4 else "manual"
         suffix = time.strftime("%Y%m%d%H%M%S", time.gmtime(trigger / 1000))
         instance_id = f"{flow_id}-{suffix}"
@@ -159,6 +161,8 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=1000)
     parser.add_argument("--finished", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--baseline-per-flow", type=int, default=40,
+                        help="finished instances per workflow in the baseline (enough for page 2 of 20)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="batchd-bench-history-") as tmp:
@@ -169,9 +173,14 @@ def main() -> None:
         # Manual triggers far in the future, in distinct minutes for each phase.
         base = (int(time.time()) // 60 + 10 * 24 * 60) * 60_000
         results: dict[str, Any] = {"flows": args.flows, "finished": args.finished, "requests": args.requests}
-        results["empty"] = measure(home, flow_ids, [], args.requests, base)
+        # The baseline is a small history that still fills the listed pages: with none, page 2
+        # of a workflow's instances is empty and List compares 20 items with none.
+        small = args.baseline_per_flow * len(flow_ids)
+        small_sample = store_finished(home / "batchd.db", flow_ids, small)
+        results["baseline_finished"] = small
+        results["baseline"] = measure(home, flow_ids, small_sample, args.requests, base)
         started = time.perf_counter()
-        sample = store_finished(home / "batchd.db", flow_ids, args.finished)
+        sample = store_finished(home / "batchd.db", flow_ids, args.finished - small, args.baseline_per_flow)
         results["insert_s"] = round(time.perf_counter() - started, 1)
         print(f"inserted {args.finished} finished instances in {results['insert_s']} s", file=sys.stderr)
         results["history"] = measure(home, flow_ids, sample, args.requests, base + 10**6 * 60_000)

@@ -171,8 +171,9 @@ class Engine:
         await self._check_cancels()
         if self._stopping:
             return
-        free = self.slots - len(self._running)
-        self._start(await self._write(lambda conn: self._claim(conn, free)))
+        async with self._writes:  # free slots counted and filled under the lock: no over-claim
+            free = self.slots - len(self._running)
+            self._start(await self.database.run_write(lambda conn: self._claim(conn, free)))
 
     async def _sweep(self) -> None:
         """`progress.sweep` over every running instance, `SWEEP_CHUNK` instances per transaction,
@@ -281,11 +282,12 @@ class Engine:
 
         for attempt in range(RECORD_TRIES):
             try:
-                free = self.slots - len(self._running) + 1
-                stopping = self._stopping
-                recorded, claims = await self._write(record_and_claim)
-                self._running.pop(claim.task_instance_id, None)
-                self._start(claims)
+                async with self._writes:  # as in `_turn`: count, claim and start under the lock
+                    free = self.slots - len(self._running) + 1
+                    stopping = self._stopping
+                    recorded, claims = await self.database.run_write(record_and_claim)
+                    self._running.pop(claim.task_instance_id, None)
+                    self._start(claims)
                 return recorded.task is not Status.SUCCESS or recorded.flow is not None
             except Exception:  # noqa: BLE001 - retried; the lease keeps the attempt ours meanwhile
                 log.exception("recording %s/%d failed (try %d)", claim.task_instance_id, claim.attempt, attempt + 1)

@@ -46,6 +46,7 @@ from batchd.config import Settings
 from batchd.store.sqlite_driver import one_hop_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+POSTGRES_THREADS = 4  # `run_write` threads on PostgreSQL (fewer than the sync pool's 5 connections)
 #: Execution option telling the SQLite `begin` hook how to start: "read" (deferred BEGIN) or
 #: "autocommit" (no BEGIN at all); absent means BEGIN IMMEDIATE.
 _SQLITE_BEGIN = "batchd_sqlite_begin"
@@ -126,22 +127,24 @@ class Database:
 
 
 class _Worker:
-    """One thread with a synchronous engine of its own; transactions queue on the thread."""
+    """Threads with a synchronous engine of their own. SQLite gets one (it has one writer
+    anyway, and transactions queue on the thread instead of in the busy handler); PostgreSQL a
+    few, so that writers of different workflows proceed side by side."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, threads: int = 1) -> None:
         self._engine = engine
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchd-db")
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batchd-db")
 
     async def run(self, work: Callable[[sa.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, work)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._transaction, work)
 
     def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
         with self._engine.begin() as conn:
             return work(conn)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
-        self._thread.shutdown(wait=False)
+        await asyncio.get_running_loop().run_in_executor(self._threads, self._engine.dispose)
+        self._threads.shutdown(wait=False)
 
 
 def open_database(settings: Settings) -> Database:
@@ -161,7 +164,7 @@ def open_database(settings: Settings) -> Database:
         _configure_sqlite(engine.sync_engine)
         return Database(engine=engine, _worker=worker)
     engine = create_async_engine(url, pool_pre_ping=True)
-    return Database(engine=engine, _worker=_Worker(sa.create_engine(url, pool_pre_ping=True)))
+    return Database(engine=engine, _worker=_Worker(sa.create_engine(url, pool_pre_ping=True), threads=POSTGRES_THREADS))
 
 
 async def run_once(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
