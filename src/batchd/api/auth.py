@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import JSONResponse
@@ -130,13 +131,23 @@ class Authenticator:
             raise TokenServiceError(REPLAYED, "duplicated encryption: this request was already used")
 
     async def verify_call(self, headers: Any, query: list[tuple[str, str]], body: bytes) -> str:
-        """Check a call's token and signature; returns the org of its service account.
+        """Check a call's token and signature, and record the signature; returns the org of its
+        service account.
 
         Raises `Unauthorized` naming the first thing wrong. The signature is recorded, together
         with the check that the token is still live, by one statement committed on its own before
         the call runs, so a call that later fails still cannot be replayed (docs/decisions.md,
         "Platform: token service and replay protection").
         """
+        signature = await self.check_call(headers, query, body)
+        await self.record(signature)
+        return signature.org_id
+
+    async def check_call(self, headers: Any, query: list[tuple[str, str]], body: bytes) -> PendingSignature:
+        """`verify_call` up to the record: the headers, the timestamp and the signature itself
+        (the token read only the first time this process sees it). The caller must `record` it
+        before the call's answer goes out, or have the call's own transaction do so
+        (`PendingSignature.record_now`)."""
         missing = [name for name in SIGNING_HEADERS if not headers.get(name)]
         if missing:
             raise Unauthorized(f"missing header(s) {', '.join(missing)}")
@@ -146,21 +157,33 @@ class Authenticator:
             raise Unauthorized(
                 f"apim-timestamp {timestamp!r} is not epoch ms within {CLOCK_SKEW_MS // 1000} s of server time"
             )
+        holder = self._holders.get(token)
+        if holder is None:
+            async with self.database.autocommit() as conn:
+                holder = await self._live_holder(conn, token, now)
+        params = "".join(name + value for name, value in sorted(query, key=lambda item: item[0]))
+        expected = _sha256(token.encode(), params.encode(), body, timestamp.encode(), holder.secret_key.encode())
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise Unauthorized(
+                "apim-signature does not match sha256(accessToken + sorted query + body + timestamp + appSecret)"
+            )
+        prune_before = None
+        if now - self._last_prune_ms > PRUNE_EVERY_MS:  # whichever way it is recorded, it prunes
+            self._last_prune_ms = now
+            prune_before = now - 2 * CLOCK_SKEW_MS
+        return PendingSignature(signature=signature.lower(), token=token, now=now, org_id=holder.org_id,
+                                prune_before=prune_before)
+
+    async def record(self, signature: PendingSignature) -> None:
+        """Record a checked call's signature in one statement committed on its own (see
+        `verify_call`); `Unauthorized` when it was used before or its token is no longer live."""
         async with self.database.autocommit() as conn:
-            holder = self._holders.get(token) or await self._live_holder(conn, token, now)
-            params = "".join(name + value for name, value in sorted(query, key=lambda item: item[0]))
-            expected = _sha256(token.encode(), params.encode(), body, timestamp.encode(), holder.secret_key.encode())
-            if not hmac.compare_digest(expected, signature.lower()):
-                raise Unauthorized(
-                    "apim-signature does not match sha256(accessToken + sorted query + body + timestamp + appSecret)"
-                )
-            if not await tokens.record_signature(conn, signature.lower(), token, now):
-                await self._live_holder(conn, token, now)  # raises when the token is no longer live
+            if not await tokens.record_signature(conn, signature.signature, signature.token, signature.now):
+                await self._live_holder(conn, signature.token, signature.now)  # raises when no longer live
                 raise Unauthorized("replayed request: this apim-signature was already used")
-            if now - self._last_prune_ms > PRUNE_EVERY_MS:
-                self._last_prune_ms = now
-                await tokens.forget_signatures_before(conn, now - 2 * CLOCK_SKEW_MS)
-        return holder.org_id
+            signature.recorded = True
+            if signature.prune_before is not None:
+                await tokens.forget_signatures_before(conn, signature.prune_before)
 
     async def _live_holder(self, conn: AsyncConnection, token: str, now: int) -> tokens.TokenHolder:
         """The token with its account, read now; `Unauthorized` when it is not live. Remembered
@@ -177,6 +200,30 @@ class Authenticator:
             self._holders.clear()  # only live tokens get here; a full memo is merely refilled
         self._holders[token] = holder
         return holder
+
+
+@dataclass(kw_only=True)
+class PendingSignature:
+    """A signed call's checked signature, to be recorded before the call's answer goes out: by
+    `Authenticator.record` on its own, or inside the call's own write transaction
+    (`record_now`, for Import Flow's one hop, which then keeps it even when the call fails)."""
+
+    signature: str
+    token: str
+    now: int
+    org_id: str  # the service account's organisation
+    prune_before: int | None = None  # also forget the signatures seen before this (PRUNE_EVERY_MS)
+    recorded: bool = False
+
+    def record_now(self, conn: sa.Connection) -> bool:
+        """Record it on `conn`, a synchronous connection in a write transaction; False when it
+        was not (used before, or its token is no longer live: `Authenticator.record` says which).
+        `recorded` is for the caller to set once that transaction has committed."""
+        if not tokens.record_signature_now(conn, self.signature, self.token, self.now):
+            return False
+        if self.prune_before is not None:
+            tokens.forget_signatures_before_now(conn, self.prune_before)
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)

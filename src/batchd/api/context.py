@@ -27,13 +27,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.config import Settings
 from batchd.errors import InvalidParameter
 from batchd.store.database import Database
+
+if TYPE_CHECKING:  # api.auth imports this module
+    from batchd.api.auth import PendingSignature
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +74,10 @@ class ShortcutContext:
     body: Any
     settings: Settings
     key_org_id: str | None  # the signing service account's organisation; None in insecure mode
+    # The signed call's signature, not recorded yet (None in insecure mode): a shortcut that
+    # writes may record it in its own transaction (`api.auth.PendingSignature.record_now`) and
+    # mark it recorded; whatever is left unrecorded the dispatcher records before answering.
+    signature: PendingSignature | None
 
 
 #: A shortcut's answer is the call's `data`; None: take the ordinary way (module docstring).

@@ -22,7 +22,7 @@ from batchd.catalog.shapes import TaskNode, from_document, outline_from_document
 from batchd.errors import IllegalState, InvalidParameter
 from batchd.store import ids
 from batchd.store.identity import User
-from batchd.store.tables import directories, flow_dependencies, flow_versions, flows, tasks, users
+from batchd.store.tables import directories, flow_dependencies, flow_versions, flows, id_counters, tasks, users
 
 FLOW_COUNTER = "flow_id"
 TASK_COUNTER = "task_id"
@@ -40,6 +40,13 @@ _IMPORT_TARGET = sa.select(
     sa.select(flows.c.flow_id)
     .where(flows.c.org_id == sa.bindparam("org_id"), flows.c.name == sa.bindparam("name"))
     .limit(1).scalar_subquery().label("taken"),
+)
+_TAKE_IMPORT_IDS = (
+    sa.update(id_counters)
+    .where(id_counters.c.name.in_([FLOW_COUNTER, TASK_COUNTER]))
+    .values(value=id_counters.c.value + sa.case((id_counters.c.name == FLOW_COUNTER, 1),
+                                                else_=sa.bindparam("task_count", type_=sa.BigInteger)))
+    .returning(id_counters.c.name, id_counters.c.value)
 )
 _STORED_DETAIL = (
     sa.select(users.c.org_id.label("user_org_id"), users.c.name.label("user_name"), users.c.locked,
@@ -158,6 +165,19 @@ async def list_versions(conn: AsyncConnection, flow_id: int) -> list[VersionInfo
     return [VersionInfo(version=r.version, saved_by=r.saved_by, saved_at_ms=r.saved_at) for r in rows]
 
 
+def take_import_ids(conn: sa.Connection, task_count: int) -> tuple[int, list[int]] | None:
+    """A new flow id and `task_count` task ids in one statement (the counters of `store.ids`,
+    whose value is the last id given), for Import's one hop; None when a counter has no row yet
+    (`allocate_flow_id` and `assign_task_ids` create them: the caller rolls back and takes that
+    way). A flow id an import chose itself may be the one given here: inserting the flow then
+    fails on its primary key, and the caller takes that way too (`allocate_flow_id` skips it)."""
+    taken = {row.name: row.value for row in conn.execute(_TAKE_IMPORT_IDS, {"task_count": task_count})}
+    if len(taken) != 2:
+        return None
+    last_task = int(taken[TASK_COUNTER])
+    return int(taken[FLOW_COUNTER]), list(range(last_task - task_count + 1, last_task + 1))
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class StoredDetail:
     """What Get Flow's one statement finds: the calling user, and of the flow (None when there is
@@ -221,6 +241,12 @@ async def check_import_target(conn: AsyncConnection, org_id: str, dir_id: str, n
     """Import Flow's two checks in one statement (one round trip, not two): `dirId` is a directory
     of the organisation, then `flowName` is free in it (`check_name_free`)."""
     _refuse_import_target((await conn.execute(_IMPORT_TARGET, {"dir_id": dir_id, "org_id": org_id, "name": name})).one(),
+                          dir_id, name)
+
+
+def check_import_target_now(conn: sa.Connection, org_id: str, dir_id: str, name: str) -> None:
+    """`check_import_target` on a synchronous connection (Import's one hop)."""
+    _refuse_import_target(conn.execute(_IMPORT_TARGET, {"dir_id": dir_id, "org_id": org_id, "name": name}).one(),
                           dir_id, name)
 
 
@@ -422,8 +448,8 @@ async def insert_flow(conn: AsyncConnection, flow: StoredFlow) -> None:
 def insert_flow_rows(conn: sa.Connection, flow: StoredFlow) -> None:
     """The rows of a new flow: `flows` (with its Get answer, `rendering`), its tasks, its
     dependencies and its first version, each table one statement (tasks and dependencies one
-    executemany). Synchronous, so that work running whole on one thread can call it too;
-    `insert_flow` runs it through `run_sync`."""
+    executemany). Synchronous, so Import can run it in its one hop to the worker thread
+    (`import_flow_in_one_hop`); `insert_flow` runs the same through `run_sync`."""
     document = to_document(flow.definition)
     conn.execute(_INSERT_FLOW, dict(
         flow_id=flow.flow_id, org_id=flow.org_id, dir_id=flow.dir_id, creator=flow.creator,

@@ -81,6 +81,12 @@ async def find_user(conn: AsyncConnection, user_id: str) -> User | None:
     return _user_of((await conn.execute(_USER_BY_ID, {"user_id": user_id})).first())
 
 
+def find_user_now(conn: sa.Connection, user_id: str) -> User | None:
+    """`find_user` on a synchronous connection: for work that runs whole on the database's
+    worker thread (`Database.run_write`), such as Import Flow's one hop."""
+    return _user_of(conn.execute(_USER_BY_ID, {"user_id": user_id}).first())
+
+
 def _user_of(row: sa.Row | None) -> User | None:
     if row is None:
         return None

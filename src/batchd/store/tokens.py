@@ -110,6 +110,22 @@ async def record_signature(conn: AsyncConnection, signature: str, token: str, no
     return result.first() is not None
 
 
+def record_signature_now(conn: sa.Connection, signature: str, token: str, now: int) -> bool:
+    """`record_signature` on a synchronous connection, inside work that runs whole on the
+    database's worker thread (Import Flow's one hop records its call's signature there)."""
+    statement = _RECORD_SIGNATURE[conn.dialect.name]
+    return conn.execute(statement, {"signature": signature, "token": token, "now": now}).first() is not None
+
+
+_FORGET_SIGNATURES = sa.delete(used_signatures).where(used_signatures.c.seen_at < sa.bindparam("cutoff"))
+
+
 async def forget_signatures_before(conn: AsyncConnection, cutoff: int) -> None:
     """Drop signatures seen before `cutoff`: their timestamps are outside the window anyway."""
-    await conn.execute(sa.delete(used_signatures).where(used_signatures.c.seen_at < cutoff))
+    await conn.execute(_FORGET_SIGNATURES, {"cutoff": cutoff})
+
+
+def forget_signatures_before_now(conn: sa.Connection, cutoff: int) -> None:
+    """`forget_signatures_before` on a synchronous connection (see `record_signature_now`)."""
+    conn.execute(_FORGET_SIGNATURES, {"cutoff": cutoff})
+

@@ -36,6 +36,12 @@ async def _stored_detail(ctx: ShortcutContext) -> JsonText | None:
     return None if text is None else JsonText(text)
 
 
+async def _import_in_one_hop(ctx: ShortcutContext) -> dict[str, int] | None:
+    claim = CallerClaim.of(ctx.query, ctx.key_org_id)
+    return await flows.import_flow_in_one_hop(ctx.database, claim.user_id, claim.identify, ctx.body,
+                                              kept=ctx.signature)
+
+
 @operation(resource="flows", method="GET", action="get", writes=False, shortcut=_stored_detail)
 async def get_flow(ctx: RequestContext) -> dict[str, Any]:
     """Get Flow: FlowDetail of `flowId` (any member of its organisation; `version=N` for an older one)."""
@@ -67,7 +73,7 @@ async def delete_flow(ctx: RequestContext) -> str:
     return await flows.delete_flow(ctx.conn, _caller(ctx), ctx.query.get("flowId"))
 
 
-@operation(resource="flows", method="POST", action="import")
+@operation(resource="flows", method="POST", action="import", shortcut=_import_in_one_hop)
 async def import_flow(ctx: RequestContext) -> dict[str, int]:
     """Import Flow: create `flowName` in `dirId` from `flowJson`; answers `{"flowId": N}`."""
     return await flows.import_flow(ctx.conn, _caller(ctx), ctx.body)
