@@ -45,3 +45,16 @@ def test_a_success_reads_its_downstream_tasks_by_name(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, progress._TASKS_BY_NAME, {"instance_id": "1-x", "names": ["a", "b"]})
     assert "ix_task_instances_flow_task_status" in plan
     assert "SCAN" not in plan
+
+
+def test_one_workflows_start_time_order_comes_from_indexes_alone(tmp_path: Path) -> None:
+    """List Flow Instances of one workflow by startTime: every instance of the workflow is
+    ordered, so reading their rows (a long history's worth of random pages) is what must not
+    happen; the two partial indexes of migration 0010 hold every key the order needs."""
+    from batchd.engine.operations import _start_order_keys
+
+    for descending in (False, True):
+        plan = plan_of(tmp_path, _start_order_keys(7, descending).limit(20).offset(20), {})
+        assert "USING COVERING INDEX ix_flow_instances_flow_unstarted" in plan, plan
+        assert "USING COVERING INDEX ix_flow_instances_flow_started" in plan, plan
+        assert "SCAN flow_instances" not in plan and "USING INDEX" not in plan, plan  # no row read
