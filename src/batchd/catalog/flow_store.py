@@ -179,19 +179,25 @@ def take_import_ids(conn: sa.Connection, task_count: int) -> tuple[int, list[int
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class StoredDetail:
-    """What Get Flow's one statement finds: the calling user, and of the flow (None when there is
-    no flow of that id) its organisation, the columns permissions and holes need, and its stored
-    answer (`catalog.rendering`; None when it has none)."""
+class StoredAnswer:
+    """Of a flow, what Get Flow's one statement reads: its organisation, the columns permissions
+    and holes need, and its stored answer (`catalog.rendering`; None when it has none)."""
 
-    user: User
-    flow_org_id: str | None
+    org_id: str
     creator: str
     owners: UserList
     version: int
     create_time_ms: int
     update_time_ms: int
     rendering: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoredDetail:
+    """What Get Flow's one statement finds: the calling user and the flow (None: no such flow)."""
+
+    user: User
+    flow: StoredAnswer | None
 
 
 async def stored_detail(conn: AsyncConnection, user_id: str, flow_id: int) -> StoredDetail | None:
@@ -201,11 +207,13 @@ async def stored_detail(conn: AsyncConnection, user_id: str, flow_id: int) -> St
     row = (await conn.execute(_STORED_DETAIL, {"user_id": user_id, "flow_id": flow_id})).first()
     if row is None:
         return None
-    return StoredDetail(
-        user=User(user_id=user_id, org_id=row.user_org_id, name=row.user_name, locked=bool(row.locked)),
-        flow_org_id=row.org_id, creator=row.creator, owners=UserList.parse(row.owners or ""), version=row.version,
+    user = User(user_id=user_id, org_id=row.user_org_id, name=row.user_name, locked=bool(row.locked))
+    if row.org_id is None:
+        return StoredDetail(user=user, flow=None)
+    return StoredDetail(user=user, flow=StoredAnswer(
+        org_id=row.org_id, creator=row.creator, owners=UserList.parse(row.owners), version=row.version,
         create_time_ms=row.create_time, update_time_ms=row.update_time, rendering=row.detail,
-    )
+    ))
 
 
 async def flow_id_taken(conn: AsyncConnection, flow_id: int) -> bool:

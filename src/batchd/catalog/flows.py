@@ -149,13 +149,15 @@ async def rendered_flow_detail(conn: AsyncConnection, user_id: str, identify: Ca
     except InvalidParameter:
         return None
     found = await flow_store.stored_detail(conn, user_id, wanted)
-    caller = identify(found.user if found is not None else None)
-    if (found is None or found.flow_org_id != caller.org_id or found.rendering is None
-            or asked not in (None, found.version)):
+    caller = identify(None if found is None else found.user)
+    if found is None or found.flow is None:
         return None
-    return rendering.fill(found.rendering, rendering.CallValues(
-        create_time_ms=found.create_time_ms, update_time_ms=found.update_time_ms,
-        can_edit=owns(caller, creator=found.creator, owners=found.owners), can_read=True,
+    flow = found.flow
+    if flow.org_id != caller.org_id or flow.rendering is None or asked not in (None, flow.version):
+        return None
+    return rendering.fill(flow.rendering, rendering.CallValues(
+        create_time_ms=flow.create_time_ms, update_time_ms=flow.update_time_ms,
+        can_edit=owns(caller, creator=flow.creator, owners=flow.owners), can_read=True,
         user_locked=found.user.locked,
     ), zone)
 
