@@ -121,6 +121,8 @@ class Database:
         return current, ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
 
     async def dispose(self) -> None:
+        """Close every pooled connection (and the worker's threads). The database stays usable:
+        its next use opens new ones (a bulk load closes them to leave SQLite's WAL unpinned)."""
         if self._worker is not None:
             await self._worker.close()
         await self.engine.dispose()
@@ -133,9 +135,12 @@ class _Worker:
 
     def __init__(self, engine: sa.Engine, threads: int = 1) -> None:
         self._engine = engine
-        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batchd-db")
+        self._count = threads
+        self._threads: ThreadPoolExecutor | None = None
 
     async def run(self, work: Callable[[sa.Connection], T]) -> T:
+        if self._threads is None:  # first use, or first use after close(): like the pool, reopens
+            self._threads = ThreadPoolExecutor(max_workers=self._count, thread_name_prefix="batchd-db")
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._transaction, work)
 
     def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
@@ -143,8 +148,13 @@ class _Worker:
             return work(conn)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._threads, self._engine.dispose)
-        self._threads.shutdown(wait=False)
+        """Close the connections and end the threads (after the transactions queued on them)."""
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            await asyncio.get_running_loop().run_in_executor(threads, self._engine.dispose)
+            threads.shutdown(wait=False)
+        else:
+            self._engine.dispose()
 
 
 def open_database(settings: Settings) -> Database:
