@@ -37,6 +37,8 @@ async def _stored_detail(ctx: ShortcutContext) -> JsonText | None:
 
 
 async def _import_in_one_hop(ctx: ShortcutContext) -> dict[str, int] | None:
+    """Import Flow in one trip to the database's worker thread, a signed call's signature
+    recorded first in that same transaction (`flows.import_flow_in_one_hop`)."""
     claim = CallerClaim.of(ctx.query, ctx.key_org_id)
     return await flows.import_flow_in_one_hop(ctx.database, claim.user_id, claim.identify, ctx.body,
                                               kept=ctx.signature)
