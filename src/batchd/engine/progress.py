@@ -99,9 +99,9 @@ class DefinitionCache:
 def _load_graph(conn: sa.Connection, cache: DefinitionCache, instance_id: str) -> RunGraph:
     found = cache.get(instance_id)
     if found is None:
-        document = (conn.execute(
+        document = conn.execute(
             sa.select(flow_instances.c.definition).where(flow_instances.c.instance_id == instance_id)
-        )).scalar_one()
+        ).scalar_one()
         found = cache.get(instance_id, document)
     assert found is not None
     return found
@@ -130,27 +130,27 @@ def _cas(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
 
 
 def _compare_and_set(conn: sa.Connection, table: sa.Table, instance_id: str, status: int,
-                           values: dict[str, object]) -> bool:
+                     values: dict[str, object]) -> bool:
     """Write `values` if the row still has `status`; False when a concurrent change (a cancel,
     another process's claim) got there first, and this change is dropped."""
     statement = _cas(table, tuple(values))
     changed = conn.execute(statement, {"_id": instance_id, "_from": int(status),
-                                             **{f"_{name}": value for name, value in values.items()}})
+                                       **{f"_{name}": value for name, value in values.items()}})
     return changed.rowcount == 1
 
 
 def _set_flow(conn: sa.Connection, instance_id: str, status: int, event: FlowEvent, now: int,
-                    **values: object) -> Status | None:
+              **values: object) -> Status | None:
     target = flow_target(status, event)
     if target is not None and target != status:
         if not _compare_and_set(conn, flow_instances, instance_id, status,
-                                      {"status": int(target), "updated_at": now, **values}):
+                                {"status": int(target), "updated_at": now, **values}):
             return None
     return target
 
 
 def _set_task(conn: sa.Connection, instance_id: str, status: int, event: TaskEvent,
-                    **values: object) -> Status | None:
+              **values: object) -> Status | None:
     target = task_target(status, event)
     if target is not None:
         if not _compare_and_set(conn, task_instances, instance_id, status, {"status": int(target), **values}):
@@ -175,9 +175,9 @@ def schedule_pass(conn: sa.Connection, now: int, cache: DefinitionCache) -> None
 
 
 def running_instances(conn: sa.Connection) -> list[str]:
-    return list((conn.execute(
+    return list(conn.execute(
         sa.select(flow_instances.c.instance_id).where(flow_instances.c.status == int(Status.RUNNING))
-    )).scalars())
+    ).scalars())
 
 
 def sweep(conn: sa.Connection, instance_ids: Sequence[str], now: int, cache: DefinitionCache) -> None:
@@ -186,29 +186,29 @@ def sweep(conn: sa.Connection, instance_ids: Sequence[str], now: int, cache: Def
     It reads every task row of each instance, so the engine sweeps in small chunks, each its
     own transaction, at start and every few seconds."""
     _lock_engine(conn)
-    running = (conn.execute(
+    running = conn.execute(
         sa.select(flow_instances.c.instance_id, flow_instances.c.cal_dt)
         .where(flow_instances.c.instance_id.in_(list(instance_ids)),
                flow_instances.c.status == int(Status.RUNNING))
-    )).all()
+    ).all()
     for instance_id, cal_dt in running:
         _advance_tasks(conn, instance_id, cal_dt, now, cache)
 
 
 def _admit_flows(conn: sa.Connection, now: int) -> list[tuple[str, str]]:
     """Start what may start; the (instance id, cal_dt) of each instance admitted."""
-    queued = (conn.execute(
+    queued = conn.execute(
         sa.select(flow_instances.c.instance_id, flow_instances.c.flow_id, flow_instances.c.status,
                   flow_instances.c.trigger_time, flow_instances.c.cal_dt)
         .where(flow_instances.c.status.in_([int(s) for s in QUEUED]))
         .order_by(flow_instances.c.flow_id, flow_instances.c.trigger_time, flow_instances.c.instance_id)
-    )).all()
+    ).all()
     if not queued:
         return []
     # A workflow is busy while an instance RUNS, or while a failed/cancelled one still has a live
     # task: the next instance must not run a task next to its predecessor's copy. Read from the
     # running side (few rows, by status) rather than per queued workflow.
-    busy = set((conn.execute(_BUSY_FLOWS)).scalars())
+    busy = set(conn.execute(_BUSY_FLOWS).scalars())
     first_seen: set[int] = set()
     admitted: list[tuple[str, str]] = []
     for row in queued:
@@ -231,21 +231,21 @@ _BUSY_FLOWS = sa.union(
 
 
 def _advance_tasks(conn: sa.Connection, instance_id: str, cal_dt: str, now: int,
-                         cache: DefinitionCache) -> None:
+                   cache: DefinitionCache) -> None:
     """Evaluate every task of one RUNNING instance: READY/WAIT where upstreams are done, or
     finish the instance when every task is."""
-    rows = (conn.execute(
+    rows = conn.execute(
         sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
                   task_instances.c.not_before)
         .where(task_instances.c.flow_instance_id == instance_id)
-    )).all()
+    ).all()
     if all(row.status in DONE_FOR_DOWNSTREAM for row in rows):
         _finish_flow(conn, instance_id, now)
         return
     graph = _load_graph(conn, cache, instance_id)
     by_name = {row.task_name: row for row in rows}
     _offer(conn, graph, [row for row in rows if row.status in (Status.INIT, Status.WAIT)
-                               and _upstream_done(graph, row.task_name, by_name)], cal_dt, now)
+                         and _upstream_done(graph, row.task_name, by_name)], cal_dt, now)
 
 
 def _upstream_done(graph: RunGraph, task_name: str, by_name: dict[str, sa.Row]) -> bool:
@@ -279,19 +279,19 @@ _CAS_MANY = (
 
 def _release_waiting(conn: sa.Connection, now: int, cache: DefinitionCache) -> None:
     """WAIT tasks of RUNNING instances whose not-before time passed and whose references are met."""
-    rows = (conn.execute(
+    rows = conn.execute(
         sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
                   task_instances.c.not_before, task_instances.c.flow_instance_id, flow_instances.c.cal_dt)
         .join(flow_instances, flow_instances.c.instance_id == task_instances.c.flow_instance_id)
         .where(task_instances.c.status == int(Status.WAIT), flow_instances.c.status == int(Status.RUNNING),
                sa.or_(task_instances.c.not_before.is_(None), task_instances.c.not_before <= now))
-    )).all()
+    ).all()
     for row in rows:
         _offer(conn, _load_graph(conn, cache, row.flow_instance_id), [row], row.cal_dt, now)
 
 
 def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, task_name: str,
-                              flow_status: int, cal_dt: str, now: int) -> Status | None:
+                        flow_status: int, cal_dt: str, now: int) -> Status | None:
     """After `task_name` succeeded: offer its direct downstream tasks whose upstreams are now all
     done, and finish the instance when no task is left. Reads only the rows it decides on.
     Nothing starts in an instance that is no longer RUNNING (a failed one lets running branches
@@ -301,7 +301,7 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
     downstream = graph.downstream.get(task_name, ())
     if downstream:
         names = {*downstream, *(name for target in downstream for name in graph.upstream.get(target, ()))}
-        rows = (conn.execute(_TASKS_BY_NAME, {"instance_id": instance_id, "names": list(names)})).all()
+        rows = conn.execute(_TASKS_BY_NAME, {"instance_id": instance_id, "names": list(names)}).all()
         by_name = {row.task_name: row for row in rows}
         offered = [row for row in (by_name.get(target) for target in downstream)
                    if row is not None and row.status in (Status.INIT, Status.WAIT)
@@ -310,7 +310,7 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
             _offer(conn, graph, offered, cal_dt, now)
         if offered or any(by_name[name].status not in DONE_FOR_DOWNSTREAM for name in downstream if name in by_name):
             return None  # a downstream task is still to run: the instance is not done
-    left = (conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id})).first()
+    left = conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id}).first()
     return None if left is not None else _finish_flow(conn, instance_id, now)
 
 
@@ -327,11 +327,11 @@ _ANY_TASK_LEFT = (
 
 def _finish_flow(conn: sa.Connection, instance_id: str, now: int) -> Status | None:
     """ALL_DONE: the instance ends when its last task did; its new status."""
-    status, end = (conn.execute(
+    status, end = conn.execute(
         sa.select(flow_instances.c.status, sa.select(sa.func.max(task_instances.c.end_time))
                   .where(task_instances.c.flow_instance_id == instance_id).scalar_subquery())
         .where(flow_instances.c.instance_id == instance_id)
-    )).one()
+    ).one()
     return _set_flow(conn, instance_id, status, FlowEvent.ALL_DONE, now, end_time=end or now)
 
 
@@ -388,11 +388,11 @@ class Claim:
 
 
 def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_ms: int,
-                      cache: DefinitionCache, log_path_of: Callable[[str, str], Path]) -> list[Claim]:
+                cache: DefinitionCache, log_path_of: Callable[[str, str], Path]) -> list[Claim]:
     """Claim up to `limit` READY tasks of RUNNING flows, highest priorityLevel first, oldest trigger first."""
     if limit <= 0:
         return []
-    candidates = (conn.execute(_READY_TASKS, {"limit": limit * 4})).all()
+    candidates = conn.execute(_READY_TASKS, {"limit": limit * 4}).all()
     ranked = []
     for row in candidates:
         graph = _load_graph(conn, cache, row.flow_instance_id)
@@ -401,10 +401,10 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
     ranked.sort(key=lambda item: item[0])  # stable: trigger time order within one priority
     claims: list[Claim] = []
     for _, row, task, definition in ranked[:limit]:
-        attempt = (conn.execute(_CLAIM, {
+        attempt = conn.execute(_CLAIM, {
             "_id": row.instance_id, "_from": int(Status.READY),
             "_status": int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING), "_now": now,
-        })).scalar_one_or_none()
+        }).scalar_one_or_none()
         if attempt is None:
             continue  # another process claimed it first
         log_path = log_path_of(row.flow_instance_id, row.instance_id)
@@ -491,7 +491,7 @@ _OUTCOME_OF = {"SUCCESS": OUTCOME_SUCCESS, "FAILED": OUTCOME_FAIL, "TIMEOUT": OU
 
 
 def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, result: Result,
-                         cache: DefinitionCache, now: int | None = None) -> Recorded:
+                   cache: DefinitionCache, now: int | None = None) -> Recorded:
     """Record one attempt's end and move its task (and maybe its flow).
 
     A success makes the task's direct downstream tasks READY (or WAIT) and finishes the flow
@@ -504,7 +504,7 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
     deleted changes nothing but its own row.
     """
     now = result.ended_ms if now is None else now
-    row = (conn.execute(_ATTEMPT_ROW, {"task_instance_id": task_instance_id, "attempt": attempt})).first()
+    row = conn.execute(_ATTEMPT_ROW, {"task_instance_id": task_instance_id, "attempt": attempt}).first()
     if row is None or row.ended_at is not None:
         return Recorded(task=None)
     graph = _load_graph(conn, cache, row.flow_instance_id)
@@ -520,7 +520,7 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
     end = result.ended_ms
     if outcome == OUTCOME_SUCCESS:
         target = _set_task(conn, task_instance_id, row.status, TaskEvent.SUCCEEDED, end_time=end,
-                                 is_timeout=False)
+                           is_timeout=False)
         if target is not Status.SUCCESS:
             return Recorded(task=target)
         return Recorded(task=target, flow=_release_downstream(
@@ -528,7 +528,7 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
     if outcome == OUTCOME_WAIT:
         delay = task.retry_interval_seconds or WAIT_CODE_RECHECK_SECONDS
         return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.WAIT_CODE,
-                                             not_before=end + delay * 1000))
+                                       not_before=end + delay * 1000))
     if outcome == OUTCOME_CANCEL:  # the runner killed it because the task was cancelled
         return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.CANCEL, end_time=end))
     timed_out = outcome == OUTCOME_TIMEOUT
@@ -536,13 +536,13 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
         return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.RETRY, not_before=end))
     if row.recall_num < task.retry_limit and row.flow_status == Status.RUNNING:
         return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.RETRY,
-                                             recall_num=row.recall_num + 1, is_timeout=timed_out,
-                                             not_before=end + task.retry_interval_seconds * 1000))
+                                       recall_num=row.recall_num + 1, is_timeout=timed_out,
+                                       not_before=end + task.retry_interval_seconds * 1000))
     event = TaskEvent.DIED if outcome == OUTCOME_INTERNAL else TaskEvent.TIMED_OUT if timed_out else TaskEvent.FAILED
     target = _set_task(conn, task_instance_id, row.status, event, end_time=end, is_timeout=timed_out)
     if target in FAILED:
         return Recorded(task=target, flow=_set_flow(conn, row.flow_instance_id, row.flow_status,
-                                                          FlowEvent.TASK_FAILED, end, end_time=end))
+                                                    FlowEvent.TASK_FAILED, end, end_time=end))
     return Recorded(task=target)
 
 
@@ -555,10 +555,10 @@ def cancel_flow_instance(conn: sa.Connection, instance_id: str, status: int, now
     target = _set_flow(conn, instance_id, status, FlowEvent.CANCEL, now, is_cancelled=True, end_time=now)
     if target is None:
         return
-    rows = (conn.execute(
+    rows = conn.execute(
         sa.select(task_instances.c.instance_id, task_instances.c.status)
         .where(task_instances.c.flow_instance_id == instance_id,
                task_instances.c.status.in_([int(s) for s in (*PENDING, Status.RUNNING)]))
-    )).all()
+    ).all()
     for row in rows:
         _set_task(conn, row.instance_id, row.status, TaskEvent.CANCEL, end_time=now)

@@ -1,4 +1,5 @@
-"""Process groups: telling whether one still runs, and ending it (SIGTERM, grace, SIGKILL).
+"""Process groups: starting an attempt's child in one (`start_child`), telling whether one still
+runs, and ending it (SIGTERM, grace, SIGKILL).
 
 Every attempt runs in its own session, so its process group id is the child's pid and one
 signal reaches the child and everything it started (`sleep 100 &` included). A process that
