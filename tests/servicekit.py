@@ -286,3 +286,24 @@ async def claim_single_task(database: Any, org_id: str, flow_name: str, *, owner
         await conn.run_sync(progress.schedule_pass, now, cache)
         (claim,) = await conn.run_sync(progress.claim_ready, owner, 1, now, lease_ms, cache, log_of)
     return claim
+
+
+async def flow_status_once_done(database: Any, instance_id: str, *, tries: int, pause_s: float,
+                                each_try: Callable[[], None] | None = None) -> int:
+    """The status of flow instance `instance_id`, read every `pause_s` until it is SUCCESS or
+    `tries` reads were made (then the last one read); `each_try` runs before every read."""
+    from batchd.engine.status import Status
+    from batchd.store.tables import flow_instances
+
+    status = None
+    for _ in range(tries):
+        if each_try is not None:
+            each_try()
+        async with database.read_transaction() as conn:
+            status = (await conn.execute(sa.select(flow_instances.c.status).where(
+                flow_instances.c.instance_id == instance_id))).scalar_one()
+        if status == Status.SUCCESS:
+            break
+        await asyncio.sleep(pause_s)
+    assert status is not None
+    return status

@@ -10,8 +10,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from servicekit import Backend, bootstrap_root
+from servicekit import Backend, bootstrap_root, flow_status_once_done
 
 from batchd.api.context import Caller
 from batchd.catalog import flows
@@ -22,7 +21,6 @@ from batchd.engine.instances import create_flow_instance
 from batchd.engine.status import Status
 from batchd.runner import AttemptOutcome, AttemptSpec
 from batchd.store.database import open_database
-from batchd.store.tables import flow_instances
 
 
 class Counting:
@@ -79,14 +77,9 @@ async def scenario(settings: Settings) -> tuple[int, int, int, int]:
     engine = Engine(SlowWrites(database), settings, executor, slots=3)  # type: ignore[arg-type]
     await engine.start()
     try:
-        for _ in range(400):
-            dispatcher.wake_all(0)  # extra loop turns, racing the outcomes' claims
-            async with database.read_transaction() as conn:
-                status = (await conn.execute(sa.select(flow_instances.c.status).where(
-                    flow_instances.c.instance_id == instance_id))).scalar_one()
-            if status == Status.SUCCESS:
-                break
-            await asyncio.sleep(0.002)
+        # extra loop turns before every read, racing the outcomes' claims
+        status = await flow_status_once_done(database, instance_id, tries=400, pause_s=0.002,
+                                             each_try=lambda: dispatcher.wake_all(0))
     finally:
         await engine.stop()
         await database.dispose()

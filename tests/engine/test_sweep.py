@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
-from servicekit import Backend, bootstrap_root
+from servicekit import Backend, bootstrap_root, flow_status_once_done
 
 from batchd.api.context import Caller
 from batchd.catalog import flows
@@ -20,7 +20,7 @@ from batchd.engine.progress import DefinitionCache
 from batchd.engine.status import Status
 from batchd.runner import AttemptOutcome, AttemptSpec
 from batchd.store.database import open_database
-from batchd.store.tables import flow_instances, task_instances
+from batchd.store.tables import task_instances
 
 
 class Succeeding:
@@ -58,13 +58,7 @@ async def scenario(settings: Settings) -> tuple[list[str], dict[str, int], int]:
     engine = Engine(database, settings, executor, slots=2)
     await engine.start()
     try:
-        for _ in range(200):
-            async with database.transaction() as conn:
-                status = (await conn.execute(sa.select(flow_instances.c.status).where(
-                    flow_instances.c.instance_id == instance_id))).scalar_one()
-            if status == Status.SUCCESS:
-                break
-            await asyncio.sleep(0.05)
+        status = await flow_status_once_done(database, instance_id, tries=200, pause_s=0.05)
     finally:
         await engine.stop()
     async with database.transaction() as conn:
