@@ -36,13 +36,14 @@ def plan_of(tmp_path: Path, statement: sa.TextClause | sa.Select, parameters: di
 
 
 def test_a_claim_walks_running_instances_in_order_without_sorting(tmp_path: Path) -> None:
-    plan = plan_of(tmp_path, progress._READY_TASKS, {"limit": 2})
+    plan = plan_of(tmp_path, progress._READY_TASKS.statement, {"limit": 2})
     assert plan.splitlines()[0].startswith("SEARCH f USING INDEX ix_flow_instances_status_trigger")
     assert "SCAN" not in plan and "TEMP B-TREE" not in plan
 
 
 def test_a_success_reads_its_downstream_tasks_by_name(tmp_path: Path) -> None:
-    plan = plan_of(tmp_path, progress._TASKS_BY_NAME, {"instance_id": "1-x", "names": ["a", "b"]})
+    plan = plan_of(tmp_path, progress._tasks_by_name(2).statement,
+                   {"instance_id": "1-x", "name_0": "a", "name_1": "b"})
     assert "ix_task_instances_flow_task_status" in plan
     assert "SCAN" not in plan
 

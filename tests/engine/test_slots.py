@@ -56,9 +56,9 @@ class SlowWrites:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._database, name)
 
-    async def run_write(self, work: Any) -> Any:
+    async def run_write(self, work: Any, *, short: bool = False) -> Any:
         await asyncio.sleep(0.003)
-        return await self._database.run_write(work)
+        return await self._database.run_write(work, short=short)
 
 
 async def scenario(settings: Settings) -> tuple[int, int, int, int]:

@@ -173,7 +173,7 @@ class Engine:
             return
         async with self._writes:  # free slots counted and filled under the lock: no over-claim
             free = self.slots - len(self._running)
-            self._start(await self.database.run_write(lambda conn: self._claim(conn, free)))
+            self._start(await self.database.run_write(lambda conn: self._claim(conn, free), short=True))
 
     async def _sweep(self) -> None:
         """`progress.sweep` over every running instance, `SWEEP_CHUNK` instances per transaction,
@@ -285,7 +285,7 @@ class Engine:
                 async with self._writes:  # as in `_turn`: count, claim and start under the lock
                     free = self.slots - len(self._running) + 1
                     stopping = self._stopping
-                    recorded, claims = await self.database.run_write(record_and_claim)
+                    recorded, claims = await self.database.run_write(record_and_claim, short=True)
                     self._running.pop(claim.task_instance_id, None)
                     self._start(claims)
                 return recorded.task is not Status.SUCCESS or recorded.flow is not None

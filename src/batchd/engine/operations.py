@@ -222,7 +222,7 @@ async def list_flow_instances(conn: AsyncConnection, caller: Caller, body: Any, 
     count = (await conn.execute(sa.select(sa.func.count()).select_from(flow_instances).where(*where))).scalar_one()
     chosen = _sorters(pagination)
     order = _order_by(chosen)
-    query = sa.select(flow_instances).where(*where).order_by(*order)
+    query = sa.select(*_LISTED_COLUMNS).where(*where).order_by(*order)
     if pagination is not None:
         page_no = max(pagination.integer("pageNo", default=1, low=0), 1)
         page_size = pagination.integer("pageSize", required=True, low=1)
@@ -234,13 +234,23 @@ async def list_flow_instances(conn: AsyncConnection, caller: Caller, body: Any, 
         else:
             keys = sa.select(flow_instances.c.instance_id).where(*where).order_by(*order)
         page = keys.limit(page_size).offset((page_no - 1) * page_size)
-        query = sa.select(flow_instances).where(flow_instances.c.instance_id.in_(page.scalar_subquery())).order_by(*order)
-    items = [
-        shapes.flow_instance(row, shapes.ListedFlow.read(row.definition), zone=zone, can_edit=_owns(caller, row),
-                             graph=None)
-        for row in await conn.execute(query)
-    ]
+        query = sa.select(*_LISTED_COLUMNS).where(
+            flow_instances.c.instance_id.in_(page.scalar_subquery())).order_by(*order)
+    rows = (await conn.execute(query)).all()
+    listed = {row.instance_id: shapes.ListedFlow.known(row.instance_id, row.created_at) for row in rows}
+    unknown = [instance_id for instance_id, fields in listed.items() if fields is None]
+    if unknown:  # snapshots are read only for instances not listed before
+        for instance_id, created_at, document in await conn.execute(
+                sa.select(flow_instances.c.instance_id, flow_instances.c.created_at, flow_instances.c.definition)
+                .where(flow_instances.c.instance_id.in_(unknown))):
+            listed[instance_id] = shapes.ListedFlow.remember(instance_id, created_at, document)
+    items = [shapes.flow_instance(row, listed[row.instance_id], zone=zone, can_edit=_owns(caller, row), graph=None)
+             for row in rows]
     return {"flowInsts": items, "count": count}
+
+
+#: A listed instance's columns: all but its snapshot, whose few listed fields are cached.
+_LISTED_COLUMNS = [column for column in flow_instances.c if column.name != "definition"]
 
 
 # --- task instances ---------------------------------------------------------------------------

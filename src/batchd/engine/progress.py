@@ -25,6 +25,7 @@ Every status change goes through `transitions`; nothing here assigns a status on
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from batchd.catalog.model import FlowDefinition, TaskDefinition
 from batchd.catalog.shapes import from_document
 from batchd.engine.status import DONE_FOR_DOWNSTREAM, FAILED, NOT_DONE_FOR_DOWNSTREAM, PENDING, QUEUED, Status
 from batchd.engine.transitions import FlowEvent, TaskEvent, flow_target, task_target
+from batchd.store.statements import Prepared
 from batchd.store.tables import flow_instances, task_attempts, task_instances
 
 ENGINE_LOCK_KEY = 0x62A7C4E  # PostgreSQL advisory lock serialising scheduling passes
@@ -112,17 +114,17 @@ def _lock_engine(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ENGINE_LOCK_KEY})
 
 
-_CAS_STATEMENTS: dict[tuple[str, tuple[str, ...]], sa.Update] = {}
+_CAS_STATEMENTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
 
 
-def _cas(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
+def _cas(table: sa.Table, columns: tuple[str, ...]) -> Prepared:
     """`UPDATE table SET <columns> WHERE instance_id = :_id AND status = :_from`, built once per
     column set: a status change is the engine's commonest statement, and building and keying a
     fresh statement costs more than SQLite takes to run it."""
     key = (table.name, columns)
     made = _CAS_STATEMENTS.get(key)
     if made is None:
-        made = _CAS_STATEMENTS[key] = (
+        made = _CAS_STATEMENTS[key] = Prepared(
             sa.update(table)
             .where(table.c.instance_id == sa.bindparam("_id"), table.c.status == sa.bindparam("_from"))
             .values({name: sa.bindparam(f"_{name}") for name in columns}))
@@ -133,9 +135,8 @@ def _compare_and_set(conn: sa.Connection, table: sa.Table, instance_id: str, sta
                      values: dict[str, object]) -> bool:
     """Write `values` if the row still has `status`; False when a concurrent change (a cancel,
     another process's claim) got there first, and this change is dropped."""
-    statement = _cas(table, tuple(values))
-    changed = conn.execute(statement, {"_id": instance_id, "_from": int(status),
-                                       **{f"_{name}": value for name, value in values.items()}})
+    changed = _cas(table, tuple(values)).execute(
+        conn, {"_id": instance_id, "_from": int(status), **{f"_{name}": value for name, value in values.items()}})
     return changed.rowcount == 1
 
 
@@ -267,14 +268,30 @@ def _offer(conn: sa.Connection, graph: RunGraph, rows: list[sa.Row], cal_dt: str
     for (status, event), instance_ids in groups.items():
         target = task_target(status, event)
         if target is not None and target != status:
-            conn.execute(_CAS_MANY, {"_ids": instance_ids, "_from": int(status), "_status": int(target)})
+            _cas_many(len(instance_ids)).execute(
+                conn, {"_from": int(status), "_status": int(target), **_numbered("_id", instance_ids)})
 
 
-_CAS_MANY = (
-    sa.update(task_instances)
-    .where(task_instances.c.instance_id.in_(sa.bindparam("_ids", expanding=True)),
-           task_instances.c.status == sa.bindparam("_from"))
-    .values(status=sa.bindparam("_status")))
+def _numbered(prefix: str, values: Sequence[str]) -> dict[str, str]:
+    """`{prefix_0: values[0], ...}`: the parameters of a statement made by `_in_list`."""
+    return {f"{prefix}_{index}": value for index, value in enumerate(values)}
+
+
+def _in_list(column: sa.Column[object], prefix: str, count: int,
+             values: Sequence[object] = ()) -> sa.BinaryExpression[bool]:
+    """`count` numbered parameters for an IN list (with `values` when given): `Prepared` runs a
+    statement as compiled, so a list's length is part of it (SQLAlchemy's expanding parameters,
+    literal lists included, are resolved per execution: the work `Prepared` avoids)."""
+    return column.in_([sa.bindparam(f"{prefix}_{index}", *values[index:index + 1], type_=column.type)
+                       for index in range(count)])
+
+
+@functools.lru_cache(maxsize=64)
+def _cas_many(count: int) -> Prepared:
+    return Prepared(
+        sa.update(task_instances)
+        .where(_in_list(task_instances.c.instance_id, "_id", count), task_instances.c.status == sa.bindparam("_from"))
+        .values(status=sa.bindparam("_status")))
 
 
 def _release_waiting(conn: sa.Connection, now: int, cache: DefinitionCache) -> None:
@@ -301,7 +318,7 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
     downstream = graph.downstream.get(task_name, ())
     if downstream:
         names = {*downstream, *(name for target in downstream for name in graph.upstream.get(target, ()))}
-        rows = conn.execute(_TASKS_BY_NAME, {"instance_id": instance_id, "names": list(names)}).all()
+        rows = _tasks_by_name(len(names)).execute(conn, {"instance_id": instance_id, **_numbered("name", sorted(names))}).rows
         by_name = {row.task_name: row for row in rows}
         offered = [row for row in (by_name.get(target) for target in downstream)
                    if row is not None and row.status in (Status.INIT, Status.WAIT)
@@ -310,19 +327,24 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
             _offer(conn, graph, offered, cal_dt, now)
         if offered or any(by_name[name].status not in DONE_FOR_DOWNSTREAM for name in downstream if name in by_name):
             return None  # a downstream task is still to run: the instance is not done
-    left = conn.execute(_ANY_TASK_LEFT, {"instance_id": instance_id}).first()
+    left = _ANY_TASK_LEFT.execute(conn, {"instance_id": instance_id}).first()
     return None if left is not None else _finish_flow(conn, instance_id, now)
 
 
-_TASKS_BY_NAME = (
-    sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
-              task_instances.c.not_before)
-    .where(task_instances.c.flow_instance_id == sa.bindparam("instance_id"),
-           task_instances.c.task_name.in_(sa.bindparam("names", expanding=True))))
-_ANY_TASK_LEFT = (
+@functools.lru_cache(maxsize=64)
+def _tasks_by_name(count: int) -> Prepared:
+    return Prepared(
+        sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
+                  task_instances.c.not_before)
+        .where(task_instances.c.flow_instance_id == sa.bindparam("instance_id"),
+               _in_list(task_instances.c.task_name, "name", count)))
+
+
+_ANY_TASK_LEFT = Prepared(
     sa.select(task_instances.c.instance_id)
     .where(task_instances.c.flow_instance_id == sa.bindparam("instance_id"),
-           task_instances.c.status.in_([int(s) for s in NOT_DONE_FOR_DOWNSTREAM])).limit(1))
+           _in_list(task_instances.c.status, "left", len(NOT_DONE_FOR_DOWNSTREAM),
+                    [int(s) for s in NOT_DONE_FOR_DOWNSTREAM])).limit(1))
 
 
 def _finish_flow(conn: sa.Connection, instance_id: str, now: int) -> Status | None:
@@ -392,7 +414,7 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
     """Claim up to `limit` READY tasks of RUNNING flows, highest priorityLevel first, oldest trigger first."""
     if limit <= 0:
         return []
-    candidates = conn.execute(_READY_TASKS, {"limit": limit * 4}).all()
+    candidates = _READY_TASKS.execute(conn, {"limit": limit * 4}).rows
     ranked = []
     for row in candidates:
         graph = _load_graph(conn, cache, row.flow_instance_id)
@@ -401,14 +423,15 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
     ranked.sort(key=lambda item: item[0])  # stable: trigger time order within one priority
     claims: list[Claim] = []
     for _, row, task, definition in ranked[:limit]:
-        attempt = conn.execute(_CLAIM, {
+        claimed = _CLAIM.execute(conn, {
             "_id": row.instance_id, "_from": int(Status.READY),
             "_status": int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING), "_now": now,
-        }).scalar_one_or_none()
-        if attempt is None:
+        }).first()
+        if claimed is None:
             continue  # another process claimed it first
+        attempt = claimed.run_num
         log_path = log_path_of(row.flow_instance_id, row.instance_id)
-        conn.execute(_NEW_ATTEMPT, {
+        _NEW_ATTEMPT.execute(conn, {
             "task_instance_id": row.instance_id, "attempt": attempt, "owner": owner.owner, "owner_host": owner.host,
             "owner_pid": owner.pid, "lease_until": now + lease_ms, "started_at": now, "log_path": str(log_path),
         })
@@ -427,19 +450,20 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
 #: stopping at the limit; joined the other way round it sorted every READY task of every
 #: instance on every claim. Within an instance, SQLite gives tasks in creation (definition)
 #: order; PostgreSQL in an order of its choosing (priorityLevel is applied afterwards either way).
-_READY_TASKS = sa.text(
+_READY_TASKS = Prepared(sa.text(
     "SELECT t.instance_id, t.task_name, t.flow_instance_id, f.trigger_time, f.cal_dt, f.parameters"
     " FROM flow_instances f CROSS JOIN task_instances t"
     " WHERE t.flow_instance_id = f.instance_id AND f.status = :running AND t.status = :ready"
     " ORDER BY f.trigger_time LIMIT :limit"
-).bindparams(running=int(Status.RUNNING), ready=int(Status.READY))
-_CLAIM = (
+).bindparams(running=int(Status.RUNNING), ready=int(Status.READY)))
+_CLAIM = Prepared(
     sa.update(task_instances)
     .where(task_instances.c.instance_id == sa.bindparam("_id"), task_instances.c.status == sa.bindparam("_from"))
     .values(status=sa.bindparam("_status"), run_num=task_instances.c.run_num + 1, not_before=None,
             start_time=sa.func.coalesce(task_instances.c.start_time, sa.bindparam("_now")), end_time=None)
     .returning(task_instances.c.run_num))
-_NEW_ATTEMPT = task_attempts.insert()
+_NEW_ATTEMPT = Prepared(task_attempts.insert(), column_keys=(
+    "task_instance_id", "attempt", "owner", "owner_host", "owner_pid", "lease_until", "started_at", "log_path"))
 
 
 # --- outcomes ---------------------------------------------------------------------------------
@@ -459,7 +483,7 @@ class Result:
     pid: int | None = None  # the attempt's process (and process group), when one started
 
 
-_ATTEMPT_ROW = (
+_ATTEMPT_ROW = Prepared(
     sa.select(task_instances.c.status, task_instances.c.recall_num, task_instances.c.task_name,
               task_instances.c.flow_instance_id, flow_instances.c.status.label("flow_status"),
               flow_instances.c.cal_dt, task_attempts.c.ended_at)
@@ -468,10 +492,12 @@ _ATTEMPT_ROW = (
                                  task_attempts.c.attempt == sa.bindparam("attempt")))
     .where(task_instances.c.instance_id == sa.bindparam("task_instance_id"))
     .with_for_update(of=flow_instances))
-_CLOSE_ATTEMPT = (
+_CLOSE_ATTEMPT = Prepared(
     sa.update(task_attempts)
     .where(task_attempts.c.task_instance_id == sa.bindparam("_task_instance_id"),
-           task_attempts.c.attempt == sa.bindparam("_attempt")))
+           task_attempts.c.attempt == sa.bindparam("_attempt"))
+    .values({name: sa.bindparam(name) for name in (
+        "ended_at", "exit_code", "timed_out", "outcome", "error", "pid", "pgid")}))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -504,7 +530,7 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
     deleted changes nothing but its own row.
     """
     now = result.ended_ms if now is None else now
-    row = conn.execute(_ATTEMPT_ROW, {"task_instance_id": task_instance_id, "attempt": attempt}).first()
+    row = _ATTEMPT_ROW.execute(conn, {"task_instance_id": task_instance_id, "attempt": attempt}).first()
     if row is None or row.ended_at is not None:
         return Recorded(task=None)
     graph = _load_graph(conn, cache, row.flow_instance_id)
@@ -512,7 +538,7 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
     outcome = _OUTCOME_OF[result.verdict]
     if row.status != Status.RUNNING:
         outcome = OUTCOME_CANCEL
-    conn.execute(_CLOSE_ATTEMPT, {
+    _CLOSE_ATTEMPT.execute(conn, {
         "_task_instance_id": task_instance_id, "_attempt": attempt, "ended_at": result.ended_ms,
         "exit_code": result.exit_code, "timed_out": result.timed_out, "outcome": outcome, "error": result.error,
         "pid": result.pid, "pgid": result.pid,

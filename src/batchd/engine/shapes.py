@@ -95,6 +95,26 @@ class ListedFlow:
             return cls(*fields)
         return cls.of(from_document(document))
 
+    @classmethod
+    def known(cls, instance_id: str, created_at: int) -> ListedFlow | None:
+        """The fields of an instance listed before. A snapshot is written once, with its row,
+        so (id, creation time) names one for good; a console watching a running 1,000-task
+        instance otherwise parsed its ~200 KB snapshot on every refresh."""
+        return _LISTED.get((instance_id, created_at))
+
+    @classmethod
+    def remember(cls, instance_id: str, created_at: int, document: str) -> ListedFlow:
+        listed = cls.read(document)
+        if len(_LISTED) >= LISTED_KEPT:
+            del _LISTED[next(iter(_LISTED))]
+        _LISTED[(instance_id, created_at)] = listed
+        return listed
+
+
+#: How many instances' `ListedFlow` are kept (a few hundred bytes each).
+LISTED_KEPT = 4096
+_LISTED: dict[tuple[str, int], ListedFlow] = {}
+
 
 def flow_instance(flow: sa.Row, definition: FlowDefinition | ListedFlow, *, zone: dt.tzinfo, can_edit: bool,
                   graph: dict[str, Any] | None) -> dict[str, Any]:

@@ -101,13 +101,20 @@ class Database:
             self._engines[mode] = engine
         return engine
 
-    async def run_write(self, work: Callable[[sa.Connection], T]) -> T:
+    async def run_write(self, work: Callable[[sa.Connection], T], *, short: bool = False) -> T:
         """`work(connection)` in one write transaction (committed when it returns, rolled back
-        when it raises), run on the worker thread in one hop (module docstring)."""
+        when it raises), run on the worker thread in one hop (module docstring).
+
+        `short`: a transaction of a few indexed statements (the engine's outcome and claim). On
+        SQLite it runs right here on the event loop's thread when the write lock is free, which
+        saves both thread hops (~0.1-0.2 ms each, more than the transaction); when another
+        connection holds the lock it goes to the worker thread as usual, so the loop never
+        waits for a lock. On PostgreSQL every statement is a network round trip: always the
+        worker."""
         if self._worker is None:
             async with self.transaction() as conn:
                 return await conn.run_sync(work)
-        return await self._worker.run(work)
+        return await self._worker.run(work, short=short)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic `upgrade head`); a no-op when current."""
@@ -133,12 +140,18 @@ class _Worker:
     anyway, and transactions queue on the thread instead of in the busy handler); PostgreSQL a
     few, so that writers of different workflows proceed side by side."""
 
-    def __init__(self, engine: sa.Engine, threads: int = 1) -> None:
+    def __init__(self, engine: sa.Engine, threads: int = 1, *, inline: bool = False) -> None:
         self._engine = engine
         self._count = threads
         self._threads: ThreadPoolExecutor | None = None
+        self._inline = inline  # SQLite: short transactions may run on the loop's thread
+        self._inline_conn: sa.Connection | None = None
 
-    async def run(self, work: Callable[[sa.Connection], T]) -> T:
+    async def run(self, work: Callable[[sa.Connection], T], *, short: bool = False) -> T:
+        if short and self._inline:
+            done, value = self._try_inline(work)
+            if done:
+                return value  # type: ignore[return-value]
         if self._threads is None:  # first use, or first use after close(): like the pool, reopens
             self._threads = ThreadPoolExecutor(max_workers=self._count, thread_name_prefix="batchd-db")
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._transaction, work)
@@ -147,8 +160,25 @@ class _Worker:
         with self._engine.begin() as conn:
             return work(conn)
 
+    def _try_inline(self, work: Callable[[sa.Connection], T]) -> tuple[bool, T | None]:
+        """(True, result) after running `work` in a transaction on this thread, or (False,
+        None) at once when the write lock is taken: this connection never waits for it."""
+        conn = self._inline_conn
+        if conn is None or conn.closed:
+            conn = self._inline_conn = self._engine.connect()
+            conn.connection.dbapi_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+        try:
+            transaction = conn.begin()
+        except sa.exc.OperationalError:
+            return False, None  # SQLITE_BUSY: another writer; the worker thread queues for it
+        with transaction:
+            return True, work(conn)
+
     async def close(self) -> None:
         """Close the connections and end the threads (after the transactions queued on them)."""
+        inline, self._inline_conn = self._inline_conn, None
+        if inline is not None:
+            inline.close()
         threads, self._threads = self._threads, None
         if threads is not None:
             await asyncio.get_running_loop().run_in_executor(threads, self._engine.dispose)
@@ -168,7 +198,7 @@ def open_database(settings: Settings) -> Database:
             engine = create_async_engine(url, async_creator=one_hop_connector(url.database))
             twin = sa.create_engine(url.set(drivername="sqlite"), connect_args={"check_same_thread": False})
             _configure_sqlite(twin)
-            worker = _Worker(twin)
+            worker = _Worker(twin, inline=True)
         else:
             engine = create_async_engine(url)
         _configure_sqlite(engine.sync_engine)
