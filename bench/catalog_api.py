@@ -21,6 +21,16 @@ signing stays in it (it needs the call's timestamp). Run:
 
     .venv/bin/python bench/catalog_api.py [--rounds 5] [--requests 300] [--stored 10000]
         [--clients 4] [--modes signed,insecure] [--json out.json]
+        [--variant NAME[:tree=DIR][,http=h11|httptools][,loop=asyncio|uvloop] ...]
+
+Side by side (A/B in one run, since this machine's noise moves whole runs by a millisecond):
+each `--variant` is a server of its own on the same database, all started together; the latency
+calls of an operation alternate between the variants call by call (so each meets the same noise),
+then each variant's throughput is measured in turn. `tree=DIR` runs the server from another
+source tree (e.g. `git archive` of an older commit: its `src` goes first on PYTHONPATH);
+`http=`/`loop=` force uvicorn's HTTP parser and event loop whatever `batchd serve` chooses.
+Without `--variant` there is one server, as it is. Each server's actual loop and HTTP parser,
+read from its memory map, are printed.
 
 The server's JSON access log (one line per request) goes to /dev/null.
 """
@@ -136,8 +146,15 @@ class Client:
 
     def _exchange(self, connection: http.client.HTTPConnection, method: str, path: str, content: bytes,
                   headers: dict[str, str]) -> tuple[int, Any]:
-        connection.request(method, path, body=content, headers=headers)
-        response = connection.getresponse()
+        try:
+            connection.request(method, path, body=content, headers=headers)
+            response = connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed an idle keep-alive connection (uvicorn: after 5 s, e.g. while
+            # another variant was measured) before this request reached it: reconnect once.
+            connection.close()
+            connection.request(method, path, body=content, headers=headers)
+            response = connection.getresponse()
         return response.status, json.loads(response.read())
 
     def _get_token(self) -> str:
@@ -173,6 +190,55 @@ class Client:
 
 # --- the server --------------------------------------------------------------------------------
 
+# `batchd serve` with uvicorn.run's `http`/`loop` forced from BENCH_UVICORN (JSON), for variants.
+LAUNCHER = """
+import json, os, sys, uvicorn
+forced, run = json.loads(os.environ.get("BENCH_UVICORN") or "{}"), uvicorn.run
+def forced_run(*args, **kwargs):
+    return run(*args, **{**kwargs, **forced})
+uvicorn.run = forced_run
+from batchd.cli import main
+main()
+"""
+
+
+class Variant:
+    """One server to measure (`--variant NAME[:tree=DIR][,http=...][,loop=...]`)."""
+
+    def __init__(self, spec: str) -> None:
+        self.name, _, options = spec.partition(":")
+        self.tree: Path | None = None
+        self.uvicorn: dict[str, str] = {}
+        for option in filter(None, options.split(",")):
+            key, _, value = option.partition("=")
+            if key == "tree":
+                self.tree = Path(value).resolve()
+                if not (self.tree / "src" / "batchd").is_dir():
+                    raise SystemExit(f"--variant {spec}: {self.tree}/src/batchd is not a batchd source tree")
+            elif key in ("http", "loop"):
+                self.uvicorn[key] = value
+            else:
+                raise SystemExit(f"--variant {spec}: unknown option {key!r} (tree, http, loop)")
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", LAUNCHER] if self.uvicorn else BATCHD
+
+    def environment(self) -> dict[str, str]:
+        env = {"BENCH_UVICORN": json.dumps(self.uvicorn)} if self.uvicorn else {}
+        if self.tree is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.tree / "src"), os.environ.get("PYTHONPATH")]))
+        return env
+
+
+def server_stack(pid: int) -> str:
+    """The event loop and HTTP parser a running server has loaded (from /proc/PID/maps)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return "?"
+    loop = "uvloop" if "/uvloop/" in maps else "asyncio"
+    return f"{loop}+{'httptools' if '/httptools/' in maps else 'h11'}"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -180,11 +246,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(home: Path, *, insecure: bool) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(home: Path, *, insecure: bool, variant: Variant | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "BATCHD_HOME": str(home)}
+    env = {**os.environ, "BATCHD_HOME": str(home), **(variant.environment() if variant else {})}
     env.pop("BATCHD_DATABASE_URL", None)
-    command = [*BATCHD, "serve", "--home", str(home), "--port", str(port)] + (["--insecure"] if insecure else [])
+    command = [*(variant.command() if variant else BATCHD), "serve", "--home", str(home), "--port", str(port)]
+    command += ["--insecure"] if insecure else []
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -252,80 +319,101 @@ def percentile(sorted_ms: list[float], p: float) -> float:
 Call = Callable[[http.client.HTTPConnection | None], Any]
 
 
-def measure(calls: list[Call], clients: int, connect: Callable[[], http.client.HTTPConnection]) -> dict[str, float]:
-    """Latency of `calls` one after the other, then throughput of the same calls on `clients` threads."""
-    half = len(calls) // 2
-    sequential, concurrent = calls[:half], calls[half:]
-    latencies = []
-    for call in sequential:
+def measure(calls: dict[str, list[Call]], clients: int,
+            connect: dict[str, Callable[[], http.client.HTTPConnection]]) -> dict[str, dict[str, float]]:
+    """Per variant: latency of the first half of its `calls` one after the other, then throughput
+    of the second half on `clients` threads. The latency calls of the variants alternate call by
+    call, so that every variant meets the same moments of this machine's noise."""
+    names = list(calls)
+    half = {name: len(batch) // 2 for name, batch in calls.items()}
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(max(half.values())):
+        for name in names if i % 2 == 0 else names[::-1]:
+            if i < half[name]:
+                started = time.perf_counter()
+                calls[name][i](None)
+                latencies[name].append((time.perf_counter() - started) * 1000)
+    results = {}
+    for name in names:
+        concurrent = calls[name][half[name]:]
+        chunks = [concurrent[i::clients] for i in range(clients)]
+
+        def worker(chunk: list[Call], connection: http.client.HTTPConnection) -> None:
+            try:
+                for call in chunk:
+                    call(connection)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker, args=(chunk, connect[name]())) for chunk in chunks]
         started = time.perf_counter()
-        call(None)
-        latencies.append((time.perf_counter() - started) * 1000)
-    latencies.sort()
-    chunks = [concurrent[i::clients] for i in range(clients)]
-
-    def worker(chunk: list[Call]) -> None:
-        connection = connect()
-        try:
-            for call in chunk:
-                call(connection)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    return {
-        "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99),
-        "rps": len(concurrent) / elapsed,
-    }
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        ordered = sorted(latencies[name])
+        results[name] = {"p50": percentile(ordered, 50), "p95": percentile(ordered, 95),
+                         "p99": percentile(ordered, 99), "rps": len(concurrent) / elapsed}
+    return results
 
 
-def run_mode(base_url: str, creds: dict[str, str], dir_id: str, *, signed: bool, rounds: int, requests: int,
-             clients: int, stored: int, label: str) -> dict[str, dict[str, float]]:
-    client = Client(base_url, creds, signed=signed)
+def run_mode(base_urls: dict[str, str], creds: dict[str, str], dir_id: str, *, signed: bool, rounds: int,
+             requests: int, clients: int, stored: int, label: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Medians per variant and operation; `base_urls`: one server per variant, measured in turn."""
     counter = iter(range(10**9))
     bodies = [flow_json(100_000 + i) for i in range(20)]
     expressions = ["stored-01", "stored-0042", "nightly", "stored-9", "zz-no-match", "flow-"]
-
-    def import_call(i: int) -> Call:
-        name = f"{label}-import-{next(counter)}"
-        content = json.dumps(import_body(name, dir_id, bodies[i % 20])).encode()
-        return lambda http: client.call("POST", "flows", "import", body=content, http=http)
-
     rng = random.Random(7)
-    flow_ids = [int(f["flowId"]) for f in client.call("POST", "flows", "search", body={"expression": "stored-"})]
+    flow_ids: list[int] = []
+
+    def makers(client: Client) -> dict[str, Callable[[int], Call]]:
+        def import_call(i: int) -> Call:
+            name = f"{label}-import-{next(counter)}"
+            content = json.dumps(import_body(name, dir_id, bodies[i % 20])).encode()
+            return lambda http: client.call("POST", "flows", "import", body=content, http=http)
+
+        def get_call(i: int) -> Call:
+            flow_id = rng.choice(flow_ids)
+            return lambda http: client.call("GET", "flows", "get", query={"flowId": flow_id}, http=http)
+
+        def search_call(i: int) -> Call:
+            body = {"expression": expressions[i % len(expressions)],
+                    "pagination": {"pageNo": 1 + i % 3, "pageSize": 20,
+                                   "sorters": [{"field": "updateTime", "order": "DESC"}]}}
+            return lambda http: client.call("POST", "flows", "search", body=body, http=http)
+
+        def floor_call(i: int) -> Call:
+            return lambda http: client.call("GET", "time", "getCurrentTime", http=http)
+
+        return {"floor": floor_call, "import": import_call, "get": get_call, "search": search_call}
+
+    clients_of = {name: Client(url, creds, signed=signed) for name, url in base_urls.items()}
+    variants = {name: makers(client) for name, client in clients_of.items()}
+    first = next(iter(clients_of.values()))
+    flow_ids += [int(f["flowId"]) for f in first.call("POST", "flows", "search", body={"expression": "stored-"})]
     assert len(flow_ids) >= stored, f"only {len(flow_ids)} stored workflows"
-
-    def get_call(i: int) -> Call:
-        flow_id = rng.choice(flow_ids)
-        return lambda http: client.call("GET", "flows", "get", query={"flowId": flow_id}, http=http)
-
-    def search_call(i: int) -> Call:
-        body = {"expression": expressions[i % len(expressions)],
-                "pagination": {"pageNo": 1 + i % 3, "pageSize": 20,
-                               "sorters": [{"field": "updateTime", "order": "DESC"}]}}
-        return lambda http: client.call("POST", "flows", "search", body=body, http=http)
-
-    def floor_call(i: int) -> Call:
-        return lambda http: client.call("GET", "time", "getCurrentTime", http=http)
-
-    makers = {"floor": floor_call, "import": import_call, "get": get_call, "search": search_call}
     # Warm-up: first calls pay for imports, caches and connection set-up.
-    for make in makers.values():
-        for i in range(10):
-            make(i)(None)
-    per_round: dict[str, list[dict[str, float]]] = {name: [] for name in makers}
+    for ops in variants.values():
+        for make in ops.values():
+            for i in range(10):
+                make(i)(None)
+    names = list(variants)
+    operations = list(variants[names[0]])
+    per_round: dict[str, dict[str, list[dict[str, float]]]] = {v: {op: [] for op in operations} for v in names}
     for r in range(rounds):
-        for name, make in makers.items():
-            per_round[name].append(measure([make(i) for i in range(2 * requests)], clients, client.connection))
-        print(f"  {label} round {r + 1}/{rounds}: " + ", ".join(
-            f"{name} p50 {rows[-1]['p50']:.2f} ms" for name, rows in per_round.items()), file=sys.stderr)
-    return {name: {k: statistics.median(row[k] for row in rows) for k in rows[0]} for name, rows in per_round.items()}
+        order = names if r % 2 == 0 else names[::-1]
+        for op in operations:
+            measured = measure({v: [variants[v][op](i) for i in range(2 * requests)] for v in order}, clients,
+                               {v: clients_of[v].connection for v in order})
+            for variant, row in measured.items():
+                per_round[variant][op].append(row)
+        for variant in names:
+            tag = label if len(names) == 1 else f"{label} {variant}"
+            print(f"  {tag} round {r + 1}/{rounds}: " + ", ".join(
+                f"{op} p50 {rows[-1]['p50']:.2f} ms" for op, rows in per_round[variant].items()), file=sys.stderr)
+    return {v: {op: {k: statistics.median(row[k] for row in rows) for k in rows[0]} for op, rows in ops.items()}
+            for v, ops in per_round.items()}
 
 
 def main() -> None:
@@ -337,6 +425,9 @@ def main() -> None:
     parser.add_argument("--modes", default="signed,insecure")
     parser.add_argument("--home", type=Path, help="reuse this home (default: a fresh temporary one)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME[:tree=DIR][,http=h11|httptools][,loop=asyncio|uvloop]: one server of several "
+                             "measured side by side (module docstring); repeat it")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="batchd-bench-") as tmp:
@@ -361,25 +452,42 @@ def main() -> None:
             store_workflows(home, creds, dir_id, args.stored - existing)
             print(f"stored {args.stored - existing} workflows of {TASKS} tasks in "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+        variants = [Variant(spec) for spec in args.variant] or [None]
         results: dict[str, Any] = {}
+        stacks: dict[str, str] = {}
         for mode in args.modes.split(","):
-            process, base_url = start_server(home, insecure=mode == "insecure")
+            servers = {}
             try:
-                results[mode] = run_mode(base_url, creds, dir_id, signed=mode == "signed", rounds=args.rounds,
-                                         requests=args.requests, clients=args.clients, stored=args.stored,
-                                         label=f"{mode}-{int(time.time())}")
+                for variant in variants:
+                    process, base_url = start_server(home, insecure=mode == "insecure", variant=variant)
+                    name = variant.name if variant else ""
+                    servers[name] = (process, base_url)
+                    stacks[name] = server_stack(process.pid)
+                results[mode] = run_mode({name: url for name, (_, url) in servers.items()}, creds, dir_id,
+                                         signed=mode == "signed", rounds=args.rounds, requests=args.requests,
+                                         clients=args.clients, stored=args.stored, label=f"{mode}-{int(time.time())}")
             finally:
-                stop_server(process)
+                for process, _ in servers.values():
+                    stop_server(process)
 
     print(f"{args.stored:,} stored workflows of {TASKS} tasks; medians of {args.rounds} rounds; "
           f"latency: {args.requests} sequential calls; throughput: {args.requests} calls on {args.clients} clients")
-    print(f"{'mode':9} {'operation':8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}  target p50")
-    for mode, ops in results.items():
-        for name, row in ops.items():
-            target = TARGETS_MS.get(name)
-            verdict = "" if target is None else f"< {target:g} ms " + ("met" if row["p50"] < target else "MISSED")
-            print(f"{mode:9} {name:8} {row['p50']:8.2f} {row['p95']:8.2f} {row['p99']:8.2f} {row['rps']:8.0f}  "
-                  f"{verdict}")
+    for spec in args.variant:
+        name = spec.partition(":")[0]
+        print(f"variant {name}: {spec}, server on {stacks.get(name, '?')}")
+    if not args.variant:
+        print(f"server on {stacks.get('', '?')}")
+    width = max([7, *(len(spec.partition(":")[0]) for spec in args.variant)])
+    print(f"{'mode':9} {'variant':{width}} {'operation':8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}  "
+          "target p50")
+    for mode, by_variant in results.items():
+        for operation in next(iter(by_variant.values())):
+            for variant, ops in by_variant.items():
+                row = ops[operation]
+                target = TARGETS_MS.get(operation)
+                verdict = "" if target is None else f"< {target:g} ms " + ("met" if row["p50"] < target else "MISSED")
+                print(f"{mode:9} {variant or '-':{width}} {operation:8} {row['p50']:8.2f} {row['p95']:8.2f} "
+                      f"{row['p99']:8.2f} {row['rps']:8.0f}  {verdict}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
