@@ -41,4 +41,8 @@ def serve(
         stderr.print("[yellow]warning:[/yellow] --insecure: authentication is off (loopback only)")
     database = sa.make_url(settings.database_url).render_as_string(hide_password=True)
     stderr.print(f"batchd serving on http://{settings.host}:{settings.port} (database {database}, docs at /docs)", soft_wrap=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="warning")
+    # httptools and uvloop are pinned dependencies: named here rather than left to uvicorn's
+    # "auto", so a missing one fails at start instead of silently serving on the slower
+    # pure-Python h11 and the standard library's loop (docs/decisions.md, "HTTP stack").
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="warning",
+                http="httptools", loop="uvloop")
