@@ -206,7 +206,8 @@ class Authenticator:
 class PendingSignature:
     """A signed call's checked signature, to be recorded before the call's answer goes out: by
     `Authenticator.record` on its own, or inside the call's own write transaction
-    (`record_now`, for Import Flow's one hop, which then keeps it even when the call fails)."""
+    (`record_now`, for the one hop of Import Flow and of a signed Get Flow, which then keep it
+    even when the call fails)."""
 
     signature: str
     token: str

@@ -15,8 +15,9 @@ write lock. The default is a writing transaction, so an operation nobody marked 
 
 An operation may also register a `shortcut`: tried first, with no transaction opened and no
 caller resolved, it either answers the whole call in fewer round trips than the handler (Get
-Flow reads the user and the flow's stored answer in one statement; Import Flow runs all its
-statements in one trip to the database's worker thread), or returns None, and the call then
+Flow reads the user and the flow's stored answer in one statement, after recording a signed
+call's signature in the same trip to the database's worker thread; Import Flow runs all its
+statements in one such trip), or returns None, and the call then
 goes the ordinary way as if the shortcut had not been tried. A shortcut must do its work, the
 caller check included, in one transaction (or one statement), raise only what the ordinary way
 would raise at the same point, and leave everything else (unusual cases, every refusal it cannot
@@ -74,9 +75,9 @@ class ShortcutContext:
     body: Any
     settings: Settings
     key_org_id: str | None  # the signing service account's organisation; None in insecure mode
-    # The signed call's signature, not recorded yet (None in insecure mode): a shortcut that
-    # writes may record it in its own transaction (`api.auth.PendingSignature.record_now`) and
-    # mark it recorded; whatever is left unrecorded the dispatcher records before answering.
+    # The signed call's signature, not recorded yet (None in insecure mode): a shortcut may
+    # record it first in a write transaction of its own (`api.auth.PendingSignature.record_now`)
+    # and mark it recorded; whatever is left unrecorded the dispatcher records before answering.
     signature: PendingSignature | None
 
 

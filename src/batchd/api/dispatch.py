@@ -8,14 +8,12 @@ shortcut, when it has one, is tried before that transaction (`api.context`).
 
 A signed call's signature is checked first (401) and recorded (the replay guard, 401 for a
 replay) before any answer goes out, and before anything else fails: on its own ahead of the
-ordinary transaction, beside a read-only shortcut (the two round trips overlap, and the read's
-answer is dropped if the record fails), or inside a writing shortcut's own transaction (Import
-Flow's one hop keeps it even when the import is refused).
+ordinary transaction, or first inside a shortcut's own transaction (Import Flow's and a signed
+Get Flow's one hop, which keep it even when the call is refused).
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from starlette.requests import Request
@@ -60,8 +58,8 @@ async def dispatch(request: Request) -> Response:
 async def _serve(request: Request, resource: str, items: list[tuple[str, str]], query: dict[str, str], raw: bytes,
                  signature: PendingSignature | None, request_id: str) -> Response:
     """The call after its signature was checked; `signature` (not recorded yet) is recorded
-    before any answer goes out: beside a read-only shortcut, in a writing shortcut's own
-    transaction (when it does so), else on its own before the ordinary transaction."""
+    before any answer goes out: in a shortcut's own transaction (when it does so), else on its
+    own before the answer or before the ordinary transaction."""
     settings: Settings = request.app.state.settings
     database: Database = request.app.state.database
     authenticator: Authenticator = request.app.state.authenticator
@@ -75,15 +73,7 @@ async def _serve(request: Request, resource: str, items: list[tuple[str, str]], 
         shortcut = op.shortcut(ShortcutContext(
             database=database, query=query, body=body, settings=settings, key_org_id=key_org_id, signature=signature,
         ))
-        if signature is not None and not op.writes:
-            # A read needs nothing of the record but its success: the two round trips overlap.
-            outcomes = await asyncio.gather(authenticator.record(signature), shortcut, return_exceptions=True)
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            answer = outcomes[1]
-        else:
-            answer = await shortcut
+        answer = await shortcut
         if answer is not None:
             if signature is not None and not signature.recorded:
                 await authenticator.record(signature)

@@ -204,7 +204,17 @@ async def stored_detail(conn: AsyncConnection, user_id: str, flow_id: int) -> St
     """The user `user_id` and flow `flow_id` of any organisation in one statement (one round
     trip, and on its own a consistent read: a single statement needs no transaction around it);
     None when there is no such user."""
-    row = (await conn.execute(_STORED_DETAIL, {"user_id": user_id, "flow_id": flow_id})).first()
+    return _stored_detail_of((await conn.execute(_STORED_DETAIL, {"user_id": user_id, "flow_id": flow_id})).first(),
+                             user_id)
+
+
+def stored_detail_now(conn: sa.Connection, user_id: str, flow_id: int) -> StoredDetail | None:
+    """`stored_detail` on a synchronous connection (a signed Get's one hop, which records the
+    call's signature in the same transaction)."""
+    return _stored_detail_of(conn.execute(_STORED_DETAIL, {"user_id": user_id, "flow_id": flow_id}).first(), user_id)
+
+
+def _stored_detail_of(row: sa.Row | None, user_id: str) -> StoredDetail | None:
     if row is None:
         return None
     user = User(user_id=user_id, org_id=row.user_org_id, name=row.user_name, locked=bool(row.locked))

@@ -148,7 +148,51 @@ async def rendered_flow_detail(conn: AsyncConnection, user_id: str, identify: Ca
         wanted, asked = flow_store.parse_flow_id(flow_id), parse_version(version)
     except InvalidParameter:
         return None
-    found = await flow_store.stored_detail(conn, user_id, wanted)
+    return _filled_detail(await flow_store.stored_detail(conn, user_id, wanted), identify, asked, zone)
+
+
+async def rendered_flow_detail_in_one_hop(database: Database, user_id: str,
+                                          identify: Callable[[User | None], Caller], flow_id: Any, *,
+                                          kept: KeptRecord, version: Any = None, zone: dt.tzinfo = UTC) -> str | None:
+    """`rendered_flow_detail` for a signed call: `kept` (its signature) is written first and the
+    answer read after it in one write transaction, in one trip to the database's worker thread
+    (`Database.run_write`), instead of the record and the read each going their own way through
+    the async layer. None as for `rendered_flow_detail`, and also when `kept` cannot be written
+    (then nothing is kept here, and the API's own record says why). A refusal (the caller check)
+    commits `kept` and is then raised, as in `import_flow_in_one_hop`."""
+    try:
+        wanted, asked = flow_store.parse_flow_id(flow_id), parse_version(version)
+    except InvalidParameter:
+        return None
+
+    def work(conn: sa.Connection) -> str | None | BatchdError | _NotKept:
+        if not kept.record_now(conn):
+            return _NOT_KEPT
+        try:
+            return _filled_detail(flow_store.stored_detail_now(conn, user_id, wanted), identify, asked, zone)
+        except BatchdError as refused:
+            return refused  # nothing written but `kept`, which is committed; the refusal is raised after
+
+    outcome = await database.run_write(work)
+    if isinstance(outcome, _NotKept):
+        return None
+    kept.recorded = True
+    if isinstance(outcome, BatchdError):
+        raise outcome
+    return outcome
+
+
+class _NotKept:
+    """`rendered_flow_detail_in_one_hop`'s work could not write its kept record."""
+
+
+_NOT_KEPT = _NotKept()
+
+
+def _filled_detail(found: flow_store.StoredDetail | None, identify: Callable[[User | None], Caller],
+                   asked: int | None, zone: dt.tzinfo) -> str | None:
+    """The caller check on what `stored_detail` found, then the stored answer filled for this
+    call; None when the call must read the flow the full way (see `rendered_flow_detail`)."""
     caller = identify(None if found is None else found.user)
     if found is None or found.flow is None:
         return None

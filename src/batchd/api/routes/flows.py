@@ -27,12 +27,19 @@ async def _detail(ctx: RequestContext) -> dict[str, Any]:
 
 
 async def _stored_detail(ctx: ShortcutContext) -> JsonText | None:
-    """Get Flow / Load Flow For Edit from the flow's stored answer, in one statement on its own
-    (no transaction around it: one statement reads one consistent state by itself)."""
+    """Get Flow / Load Flow For Edit from the flow's stored answer: a signed call in one trip to
+    the database's worker thread that records its signature first
+    (`flows.rendered_flow_detail_in_one_hop`); an insecure one in one statement on its own (no
+    transaction around it: one statement reads one consistent state by itself)."""
     claim = CallerClaim.of(ctx.query, ctx.key_org_id)
-    async with ctx.database.autocommit() as conn:
-        text = await flows.rendered_flow_detail(conn, claim.user_id, claim.identify, ctx.query.get("flowId"),
-                                                version=ctx.query.get("version"), zone=ctx.settings.zone)
+    flow_id, version, zone = ctx.query.get("flowId"), ctx.query.get("version"), ctx.settings.zone
+    if ctx.signature is not None:
+        text = await flows.rendered_flow_detail_in_one_hop(ctx.database, claim.user_id, claim.identify, flow_id,
+                                                           kept=ctx.signature, version=version, zone=zone)
+    else:
+        async with ctx.database.autocommit() as conn:
+            text = await flows.rendered_flow_detail(conn, claim.user_id, claim.identify, flow_id, version=version,
+                                                    zone=zone)
     return None if text is None else JsonText(text)
 
 
