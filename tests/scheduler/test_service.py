@@ -409,3 +409,73 @@ async def test_a_write_to_flows_in_this_process_applies_without_waiting_for_the_
         await conn.rollback()
     await harness.tick(times=2)
     assert await harness.trigger_times(flow_id) == seconds(1, 2)
+
+
+async def test_a_changed_document_is_copied_by_the_next_fire(harness: Harness) -> None:
+    """The batch's parse of each stored document is remembered per flow (`plain_snapshot`); a
+    new text — here written behind the catalogue's back, update_time unchanged — is read anew."""
+    import json
+
+    from batchd.store.tables import task_instances
+
+    flow_id = await harness.add_flow()
+    harness.start()
+    await harness.settle()
+    await harness.tick()
+    async with harness.database.transaction() as conn:
+        document = json.loads((await conn.execute(sa.select(flows.c.definition).where(flows.c.flow_id == flow_id))).scalar_one())
+        document["parameters"] = '[{"key":"k","value":"v2"}]'
+        document["tasks"].append({**document["tasks"][0], "name": "b", "taskId": document["tasks"][0]["taskId"] + 1000})
+        changed = json.dumps(document)
+        await conn.execute(sa.update(flows).where(flows.c.flow_id == flow_id).values(definition=changed))
+    await harness.tick()
+    async with harness.database.transaction() as conn:
+        rows = (await conn.execute(sa.select(flow_instances.c.instance_id, flow_instances.c.definition,
+                                             flow_instances.c.parameters)
+                                   .where(flow_instances.c.flow_id == flow_id).order_by(flow_instances.c.trigger_time))).all()
+        tasks = (await conn.execute(sa.select(task_instances.c.task_name)
+                                    .where(task_instances.c.flow_instance_id == rows[1].instance_id)
+                                    .order_by(task_instances.c.task_name))).scalars().all()
+    assert rows[0].definition != changed and rows[0].parameters == "[]"
+    assert rows[1].definition == changed and rows[1].parameters == '[{"key":"k","value":"v2"}]'
+    assert tasks == ["a", "b"]
+
+
+async def test_a_flow_with_references_fires_through_the_model_path(harness: Harness) -> None:
+    """A document the batch cannot copy as is (flow/task references: their names are shown as
+    they are now) is left out of the worker's transaction and made by the async path, in the
+    same pass."""
+    async with harness.database.transaction() as conn:
+        root = (await dirs.list_directories(conn, ALICE))[0]["key"]
+        await ops.import_flow(conn, ALICE, {"flowName": "up", "dirId": root, "flowJson": {
+            "type": 0, "cycle": "D", "owners": "alice", "tasks": [{"name": "x", "type": "COMMAND", "cmd": "x"}]}})
+        linked = (await ops.import_flow(conn, ALICE, {"flowName": "down", "dirId": root, "flowJson": {
+            "type": 1, "cycle": "mi", "cron": EVERY_SECOND, "owners": "alice", "startTime": "2026-01-01",
+            "tasks": [{"name": "a", "type": "COMMAND", "cmd": "echo a"}],
+            "flowLinks": [{"linkId": "0", "sourceFlowName": "up"}],
+            "linkRelations": [{"linkId": "0", "targetTaskName": "a", "rerun": False}]}}))["flowId"]
+    await harness.update(linked, active=1)
+    plain = await harness.add_flow()
+    harness.start()
+    await harness.settle()
+    await harness.tick(times=2)
+    assert await harness.trigger_times(linked) == seconds(1, 2)
+    assert await harness.trigger_times(plain) == seconds(1, 2)
+
+
+async def test_start_up_reads_the_newest_scheduled_fire_of_each_flow(harness: Harness) -> None:
+    """`_last_fires`: manual instances newer than the last scheduled one do not count; a flow
+    with none scheduled has no entry; all flows, or the ones asked for."""
+    from batchd.engine.instances import create_flow_instance
+    from batchd.scheduler.service import _last_fires
+
+    a, b, c = [await harness.add_flow(active=False) for _ in range(3)]
+    async with harness.database.transaction() as conn:
+        for flow_id, when, origin in [(a, 60, "schedule"), (a, 120, "schedule"), (a, 600, "manual"),
+                                      (b, 60, "manual"), (c, 180, "schedule")]:
+            await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=(T0 + when) * 1000, origin=origin,
+                                       zone=ZoneInfo(ZONE))
+        every = await _last_fires(conn, None)
+        some = await _last_fires(conn, [a, b])
+    assert every == {a: (T0 + 120) * 1000, c: (T0 + 180) * 1000}
+    assert some == {a: (T0 + 120) * 1000}

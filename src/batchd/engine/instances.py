@@ -14,12 +14,14 @@ the same fire simply finds it taken and gets None.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog import flow_store
@@ -28,7 +30,6 @@ from batchd.catalog.shapes import to_document
 from batchd.clock import now_ms
 from batchd.engine.status import Status
 from batchd.errors import BatchdError, IllegalState, InvalidParameter
-from batchd.store.statements import insert_many_if_absent
 from batchd.store.tables import flow_instances, flows, task_instances
 
 ORIGINS = ("manual", "schedule")
@@ -50,13 +51,20 @@ def local_time(epoch_ms: int, zone: dt.tzinfo) -> dt.datetime:
 
 
 def instance_suffix(trigger_time_ms: int, origin: str, zone: dt.tzinfo) -> str:
-    moment = local_time(trigger_time_ms, zone)
+    return _suffix(local_time(trigger_time_ms, zone), origin)
+
+
+def _suffix(moment: dt.datetime, origin: str) -> str:
     return f"{moment:%Y%m%d%H%M}00" if origin == "manual" else f"{moment:%Y%m%d%H%M%S}"
 
 
 def business_date(trigger_time_ms: int, zone: dt.tzinfo) -> str:
     """`calDt`: the calendar date of the trigger time in the server zone, minus one day."""
-    return (local_time(trigger_time_ms, zone).date() - dt.timedelta(days=1)).isoformat()
+    return _business_date(local_time(trigger_time_ms, zone))
+
+
+def _business_date(moment: dt.datetime) -> str:
+    return (moment.date() - dt.timedelta(days=1)).isoformat()
 
 
 def selected_tasks(definition: FlowDefinition, start_task: str) -> set[str]:
@@ -94,7 +102,7 @@ class Creation:
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class Snapshot:
     """What an instance copies from its flow: the stored definition text as is, plus the few
     fields the instance row mirrors, read with `json.loads` rather than the model parser."""
 
@@ -107,6 +115,7 @@ class _Snapshot:
     tasks: tuple[tuple[int, str], ...]  # (task id, name) in definition order
     parameters: tuple[tuple[str, str], ...]
     relations: tuple[tuple[str, str, bool], ...]  # (source, target, rerun)
+    parameters_text: str  # the run's parameters without overrides (`effective_parameters`)
 
 
 async def create_flow_instance(
@@ -147,52 +156,76 @@ async def create_flow_instances(
     instances are inserted with one executemany each. A document with flow/task links (their
     names are shown as they are *now*, `flow_store.with_current_link_names`), parameters that
     are not plain strings or an older layout, or a start task take the model path instead.
+    The scheduler runs the same on the database's worker thread (`create_instances_now`).
     """
+    _check_origins(requests)
+    wanted = sorted({r.flow_id for r in requests})
+    snapshots: dict[int, Snapshot | None] = {}
+    for first in range(0, len(wanted), 500):
+        rows = (await conn.execute(SNAPSHOT_SELECT.where(flows.c.flow_id.in_(wanted[first:first + 500])))).all()
+        snapshots.update((row.flow_id, plain_snapshot(row)) for row in rows)
+    models: dict[int, Snapshot] = {}
+    for request in requests:
+        if _needs_model(request, snapshots) and request.flow_id not in models:
+            models[request.flow_id] = await _model_snapshot(conn, request.flow_id)
+    return await conn.run_sync(_create, requests, snapshots, models, zone or _default_zone)
+
+
+def create_instances_now(
+    conn: sa.Connection, requests: Sequence[InstanceRequest], snapshots: Mapping[int, Snapshot],
+    *, zone: dt.tzinfo | None = None,
+) -> list[Creation]:
+    """`create_flow_instances` on a synchronous connection (`Database.run_write`), for requests
+    without a start task whose flows' `plain_snapshot`s the caller read (`SNAPSHOT_SELECT`) in
+    this transaction; a flow missing from `snapshots` is refused as not existing. A flow whose
+    `plain_snapshot` is None needs the model path: the async `create_flow_instances`."""
+    _check_origins(requests)
+    if any(r.start_task_id is not None for r in requests):
+        raise ValueError("a start task needs create_flow_instances")
+    return _create(conn, requests, snapshots, {}, zone or _default_zone)
+
+
+def _needs_model(request: InstanceRequest, snapshots: Mapping[int, Snapshot | None]) -> bool:
+    return request.flow_id in snapshots and (snapshots[request.flow_id] is None or request.start_task_id is not None)
+
+
+def _check_origins(requests: Sequence[InstanceRequest]) -> None:
     for request in requests:
         if request.origin not in ORIGINS:
             raise ValueError(f"origin must be one of {ORIGINS}, not {request.origin!r}")
-    zone = zone or _default_zone
-    wanted = sorted({r.flow_id for r in requests})
-    snapshots: dict[int, _Snapshot | None] = {}
-    exists: set[int] = set()
-    for first in range(0, len(wanted), 500):
-        rows = (await conn.execute(
-            sa.select(flows.c.flow_id, flows.c.org_id, flows.c.creator, flows.c.definition)
-            .where(flows.c.flow_id.in_(wanted[first:first + 500]))
-        )).all()
-        for row in rows:
-            exists.add(row.flow_id)
-            snapshots[row.flow_id] = _snapshot(row)
+
+
+def _create(
+    conn: sa.Connection, requests: Sequence[InstanceRequest], snapshots: Mapping[int, Snapshot | None],
+    models: Mapping[int, Snapshot], zone: dt.tzinfo,
+) -> list[Creation]:
     now = now_ms()
-    planned: list[tuple[InstanceRequest, str | None, BatchdError | None, dict[str, Any] | None, list[dict[str, Any]]]] = []
+    planned: list[tuple[InstanceRequest, str | None, BatchdError | None, tuple[Any, ...] | None, list[tuple[Any, ...]]]] = []
     for request in requests:
-        if request.flow_id not in exists:
+        if request.flow_id not in snapshots:
             planned.append((request, None, InvalidParameter(f"flowId: workflow {request.flow_id} does not exist"),
                             None, []))
             continue
-        snapshot = snapshots[request.flow_id]
-        if snapshot is None or request.start_task_id is not None:
-            snapshot = await _model_snapshot(conn, request.flow_id)
+        snapshot = models[request.flow_id] if _needs_model(request, snapshots) else snapshots[request.flow_id]
+        assert snapshot is not None
         try:
-            row, task_rows = _instance_rows(snapshot, request, zone, now)
+            row, tasks = _instance_rows(snapshot, request, zone, now)
         except BatchdError as refused:
             planned.append((request, None, refused, None, []))
             continue
-        planned.append((request, row["instance_id"], None, row, task_rows))
-    # Insert the absent ones; RETURNING tells which this call made (a duplicate within the
-    # batch or another process's insert is skipped by ON CONFLICT DO NOTHING and yields None).
-    seen: set[str] = set()
+        planned.append((request, row[0], None, row, tasks))
+    # Insert the absent ones; which this call made decides the answer (a duplicate within the
+    # batch or another process's instance yields None).
+    tasks_of: dict[str, list[tuple[Any, ...]]] = {}  # the first request of each id
     rows_to_insert = []
-    for _, instance_id, refused, row, _ in planned:
-        if refused is None and instance_id not in seen:
-            seen.add(instance_id)
+    for _, instance_id, refused, row, task_rows in planned:
+        if refused is None and instance_id not in tasks_of:
+            tasks_of[instance_id] = task_rows
             rows_to_insert.append(row)
-    made = set(await insert_many_if_absent(conn, flow_instances, rows_to_insert)) if rows_to_insert else set()
-    task_rows = [t for _, instance_id, _, _, rows in planned if instance_id in made for t in rows]
+    made = _insert_absent(conn, rows_to_insert) if rows_to_insert else set()
+    task_rows = [t for instance_id in tasks_of if instance_id in made for t in tasks_of[instance_id]]
     if task_rows:
-        # distinct instances have distinct task rows; a batch-internal duplicate was dropped above
-        unique = {t["instance_id"]: t for t in task_rows}
-        await conn.execute(task_instances.insert(), list(unique.values()))
+        _insert_tasks(conn, task_rows)
     answers: list[Creation] = []
     claimed: set[str] = set()
     for request, instance_id, refused, _, _ in planned:
@@ -206,7 +239,96 @@ async def create_flow_instances(
     return answers
 
 
-def _snapshot(row: sa.Row) -> _Snapshot | None:
+# Column order of the row tuples `_instance_rows` makes.
+_INSTANCE_COLUMNS = (
+    "instance_id", "flow_id", "org_id", "flow_name", "flow_type", "creator", "owners", "origin", "status",
+    "is_cancelled", "trigger_time", "cal_dt", "created_at", "updated_at", "start_task_id", "definition", "parameters",
+)
+_TASK_COLUMNS = ("instance_id", "flow_instance_id", "task_id", "task_name", "status", "created_at")
+
+
+def _plain_insert(table: sa.Table, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_SQLITE_INSERT_INSTANCE = _plain_insert(flow_instances, _INSTANCE_COLUMNS)
+_SQLITE_INSERT_TASK = _plain_insert(task_instances, _TASK_COLUMNS)
+
+
+def _insert_absent(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> set[str]:
+    """Insert the rows whose instance id is free; the ids inserted.
+
+    SQLite: every write transaction holds the database's write lock from its start (`BEGIN
+    IMMEDIATE`, store/database.py), so the ids read as taken here stay exactly those until the
+    commit, and the free rows go in with one plain executemany of the driver (SQLAlchemy's
+    per-row parameter processing and its multi-row RETURNING cost more than SQLite's work);
+    a clash would raise, never pass silently. PostgreSQL: another process may insert the same
+    id meanwhile, so `ON CONFLICT DO NOTHING ... RETURNING` says which rows were this call's."""
+    if conn.dialect.name == "sqlite":
+        ids = [row[0] for row in rows]
+        taken: set[str] = set()
+        for first in range(0, len(ids), 500):
+            taken.update(conn.execute(sa.select(flow_instances.c.instance_id).where(
+                flow_instances.c.instance_id.in_(ids[first:first + 500]))).scalars())
+        free = [row for row in rows if row[0] not in taken]
+        if free:
+            conn.exec_driver_sql(_SQLITE_INSERT_INSTANCE, free)
+        return {row[0] for row in free}
+    statement = (postgresql.insert(flow_instances).on_conflict_do_nothing(index_elements=["instance_id"])
+                 .returning(flow_instances.c.instance_id))
+    return set(conn.execute(statement, [dict(zip(_INSTANCE_COLUMNS, row)) for row in rows]).scalars())
+
+
+def _insert_tasks(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_INSERT_TASK, rows)
+    else:
+        conn.execute(task_instances.insert(), [dict(zip(_TASK_COLUMNS, row)) for row in rows])
+
+
+SNAPSHOT_SELECT = sa.select(flows.c.flow_id, flows.c.org_id, flows.c.creator, flows.c.definition)
+"""The columns of `flows` that `plain_snapshot` reads (callers may select more)."""
+
+
+class _SnapshotMemo:
+    """The last plain snapshot of each flow, valid while its row's text is the same.
+
+    Parsing the stored document (`json.loads`, ~25 µs for 3 tasks, far more for 50) was a third
+    of a scheduler batch; a flow fires again and again with an unchanged document. An entry is
+    used only when the row's org, creator and a 128-bit BLAKE2 digest of its document equal the
+    ones it was made from, so any change to the stored text is seen on the next read. Bounded:
+    emptied when it holds `limit` flows. Shared by the event loop and the database worker thread;
+    a lost update between them only costs a parse."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._limit = limit
+        self._entries: dict[int, tuple[tuple[str, str, bytes], Snapshot | None]] = {}
+
+    def get(self, row: sa.Row) -> Snapshot | None:
+        key = (row.org_id, row.creator, hashlib.blake2b(row.definition.encode(), digest_size=16).digest())
+        entry = self._entries.get(row.flow_id)
+        if entry is not None and entry[0] == key:
+            snapshot = entry[1]
+            # The text is the row's own (equal by digest), not the one parsed earlier.
+            return None if snapshot is None else replace(snapshot, document=row.definition)
+        snapshot = _snapshot(row)
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        # Kept without the text (a 50-task document is ~30 KB; the row brings it every time).
+        self._entries[row.flow_id] = (key, None if snapshot is None else replace(snapshot, document=""))
+        return snapshot
+
+
+_memo = _SnapshotMemo()
+
+
+def plain_snapshot(row: sa.Row) -> Snapshot | None:
+    """What an instance of the flow in `row` (`SNAPSHOT_SELECT`'s columns) copies, read cheaply;
+    None when only the model path reads the document right (links, unusual parameters)."""
+    return _memo.get(row)
+
+
+def _snapshot(row: sa.Row) -> Snapshot | None:
     """The cheap read of a stored document, or None when only the model parser reads it right."""
     try:
         doc = json.loads(row.definition)
@@ -227,52 +349,57 @@ def _snapshot(row: sa.Row) -> _Snapshot | None:
     )
     if not plain:
         return None
-    return _Snapshot(org_id=row.org_id, creator=row.creator, name=name, type=kind, owners=owners,
-                     document=row.definition, tasks=tasks, parameters=pairs, relations=relations)
+    return Snapshot(org_id=row.org_id, creator=row.creator, name=name, type=kind, owners=owners,
+                     document=row.definition, tasks=tasks, parameters=pairs, relations=relations,
+                     parameters_text=_parameters_text(pairs, None))
 
 
-async def _model_snapshot(conn: AsyncConnection, flow_id: int) -> _Snapshot:
+async def _model_snapshot(conn: AsyncConnection, flow_id: int) -> Snapshot:
     """The snapshot through the catalogue's model (link names as they are now)."""
     flow = await flow_store.find_flow(conn, flow_id)
     if flow is None:
         raise InvalidParameter(f"flowId: workflow {flow_id} does not exist")
     definition = flow.definition
-    return _Snapshot(
+    pairs = tuple((p.key, p.value) for p in definition.parameters.items)
+    return Snapshot(
         org_id=flow.org_id, creator=flow.creator, name=definition.name, type=definition.type,
         owners=definition.owners.text, document=to_document(definition),
         tasks=tuple((t.task_id, t.name) for t in definition.tasks),
-        parameters=tuple((p.key, p.value) for p in definition.parameters.items),
-        relations=tuple((r.source, r.target, r.rerun) for r in definition.relations),
+        parameters=pairs, relations=tuple((r.source, r.target, r.rerun) for r in definition.relations),
+        parameters_text=_parameters_text(pairs, None),
     )
 
 
+def _parameters_text(pairs: tuple[tuple[str, str], ...], overrides: Mapping[str, str] | None) -> str:
+    return effective_parameters([Parameter(key=k, value=v) for k, v in pairs], overrides)
+
+
 def _instance_rows(
-    snapshot: _Snapshot, request: InstanceRequest, zone: dt.tzinfo, now: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    snapshot: Snapshot, request: InstanceRequest, zone: dt.tzinfo, now: int
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The instance's row (`_INSTANCE_COLUMNS`) and its task rows (`_TASK_COLUMNS`)."""
     if not snapshot.tasks:
         raise IllegalState(NO_TASK)
-    chosen = {name for _, name in snapshot.tasks}
+    chosen = None
     if request.start_task_id is not None:
         start = next((name for task_id, name in snapshot.tasks if task_id == request.start_task_id), None)
         if start is None:
             raise InvalidParameter(
                 f"taskId: task {request.start_task_id} is not a task of workflow {request.flow_id}")
         chosen = _reached(snapshot.relations, start)
-    suffix = instance_suffix(request.trigger_time_ms, request.origin, zone)
+    moment = local_time(request.trigger_time_ms, zone)
+    suffix = _suffix(moment, request.origin)
     instance_id = f"{request.flow_id}-{suffix}"
-    row = {
-        "instance_id": instance_id, "flow_id": request.flow_id, "org_id": snapshot.org_id,
-        "flow_name": snapshot.name, "flow_type": snapshot.type, "creator": snapshot.creator,
-        "owners": snapshot.owners, "origin": request.origin, "status": int(Status.INIT), "is_cancelled": False,
-        "trigger_time": request.trigger_time_ms, "cal_dt": business_date(request.trigger_time_ms, zone),
-        "created_at": now, "updated_at": now, "start_task_id": request.start_task_id,
-        "definition": snapshot.document,
-        "parameters": effective_parameters(
-            [Parameter(key=k, value=v) for k, v in snapshot.parameters], request.parameters),
-    }
+    parameters = (snapshot.parameters_text if request.parameters is None
+                  else _parameters_text(snapshot.parameters, request.parameters))
+    row = (
+        instance_id, request.flow_id, snapshot.org_id, snapshot.name, snapshot.type, snapshot.creator,
+        snapshot.owners, request.origin, int(Status.INIT), False, request.trigger_time_ms,
+        _business_date(moment), now, now, request.start_task_id, snapshot.document, parameters,
+    )
+    init, skip = int(Status.INIT), int(Status.SKIP)
     task_rows = [
-        {"instance_id": f"{task_id}-{suffix}", "flow_instance_id": instance_id, "task_id": task_id,
-         "task_name": name, "status": int(Status.INIT if name in chosen else Status.SKIP), "created_at": now}
+        (f"{task_id}-{suffix}", instance_id, task_id, name, init if chosen is None or name in chosen else skip, now)
         for task_id, name in snapshot.tasks
     ]
     return row, task_rows

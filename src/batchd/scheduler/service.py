@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -44,7 +45,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchd.config import Settings
 from batchd.cron import CronSyntaxError
 from batchd.engine.dispatcher import wake_all
-from batchd.engine.instances import InstanceRequest, create_flow_instance, create_flow_instances
+from batchd.engine.instances import (
+    Creation,
+    InstanceRequest,
+    Snapshot,
+    create_flow_instance,
+    create_flow_instances,
+    create_instances_now,
+    plain_snapshot,
+)
 from batchd.errors import BatchdError
 from batchd.scheduler import plan
 from batchd.scheduler.plan import FireQueue, MissedFirePolicy, PolicyMode, ScheduledFlow
@@ -352,8 +361,47 @@ class Scheduler:
     async def _fire_batch(
         self, batch: list[tuple[int, int]], now: int, *, careful: bool
     ) -> list[tuple[int, int, str | None]]:
-        """One transaction for `batch`. Not `careful`: no savepoints (two fewer round trips per
-        fire), and a refused fire raises `_Refused` so the caller redoes the batch carefully."""
+        """Make `batch`'s fires: with the engine's batch creation, one transaction in one hop to
+        the database's worker thread (`_fire_in_one_hop`); with an injected `create_instance`
+        (tests), or for flows whose stored document only the model path reads, `_fire_batch_async`."""
+        if self._create_instance is not None:
+            return await self._fire_batch_async(batch, now, careful=careful)
+        # Planned here, checked in the hop: a flow fires only if its row is still what the plan
+        # was made from (the test of `_apply`); any other row is re-planned after the hop.
+        plans: dict[int, _Plan] = {}
+        for _, flow_id in batch:
+            flow = self._flows.get(flow_id)
+            if flow is not None:
+                fires = plan.due_fires(flow, self._after[flow_id], now, self._policy).fires
+                plans[flow_id] = _Plan(flow.update_time_ms, flow.schedule_key, tuple(fires))
+        hop = await self._database.run_write(functools.partial(_fire_in_one_hop, plans=plans, zone=self._zone))
+        found = {row.flow_id for row in hop.rows}
+        for flow_id in plans.keys() - found:
+            self._forget(flow_id)  # deleted
+        for row in hop.rows:
+            if row.flow_id not in hop.deferred:
+                self._apply(row, None)
+        fired: list[tuple[int, int, str | None]] = []
+        for creation in hop.creations:
+            request = creation.request
+            if creation.refused is not None:  # e.g. a workflow without tasks: skip this fire
+                log.warning("scheduler: workflow %s fire at %s not created: %s",
+                            request.flow_id, request.trigger_time_ms // 1000, creation.refused)
+            fired.append((request.flow_id, request.trigger_time_ms // 1000, creation.instance_id))
+        for flow_id in hop.advanced:  # committed: every fire up to now is made (or, by the policy, skipped)
+            if flow_id in self._flows:
+                self._after[flow_id] = now
+                self._queue.schedule(flow_id, plan.next_fire(self._flows[flow_id], now))
+        if hop.deferred:
+            fired += await self._fire_batch_async([(t, f) for t, f in batch if f in hop.deferred], now, careful=careful)
+        return fired
+
+    async def _fire_batch_async(
+        self, batch: list[tuple[int, int]], now: int, *, careful: bool
+    ) -> list[tuple[int, int, str | None]]:
+        """One transaction for `batch` on the event loop's connection. Not `careful`: no
+        savepoints (two fewer round trips per fire), and a refused fire raises `_Refused` so the
+        caller redoes the batch carefully."""
         create = self._create_instance or create_flow_instance
         fired: list[tuple[int, int, str | None]] = []
         wanted: list[tuple[int, int]] = []
@@ -422,21 +470,71 @@ _FLOW_COLUMNS = sa.select(
 )
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A flow's fires in a batch and the row values the plan was made from."""
+
+    update_time_ms: int
+    schedule_key: tuple[str, str]
+    fires: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Hop:
+    rows: list[sa.Row]  # the batch's flows as read in the transaction (a missing one was deleted)
+    advanced: list[int]  # flows whose fires were made
+    deferred: set[int]  # flows left to `_fire_batch_async` (model path)
+    creations: list[Creation]
+
+
+_HOP_COLUMNS = _FLOW_COLUMNS.add_columns(flows.c.org_id, flows.c.creator, flows.c.definition)
+
+
+def _fire_in_one_hop(conn: sa.Connection, *, plans: dict[int, _Plan], zone: dt.tzinfo) -> _Hop:
+    """The batch's transaction, on the database's worker thread: one SELECT of the flows (what the
+    plan checks and what an instance copies), then the engine's inserts (`create_instances_now`)."""
+    rows = conn.execute(_HOP_COLUMNS.where(flows.c.flow_id.in_(list(plans)))).all()
+    requests: list[InstanceRequest] = []
+    snapshots: dict[int, Snapshot] = {}
+    advanced: list[int] = []
+    deferred: set[int] = set()
+    for row in rows:
+        planned = plans[row.flow_id]
+        if not (_schedulable(row) and (row.update_time == planned.update_time_ms
+                                       or (row.cron, row.start_date) == planned.schedule_key)):
+            continue  # disabled or re-scheduled since it was planned: `_apply` re-plans it
+        snapshot = plain_snapshot(row)
+        if snapshot is None:
+            deferred.add(row.flow_id)
+            continue
+        snapshots[row.flow_id] = snapshot
+        advanced.append(row.flow_id)
+        requests.extend(InstanceRequest(flow_id=row.flow_id, trigger_time_ms=fire * 1000, origin="schedule")
+                        for fire in planned.fires)
+    return _Hop(rows, advanced, deferred, create_instances_now(conn, requests, snapshots, zone=zone))
+
+
 def _schedulable(row: sa.Row) -> bool:
     return row.type == PERIODIC and row.active == 1 and bool(row.cron.strip())
 
 
 async def _last_fires(conn: AsyncConnection, flow_ids: Iterable[int] | None) -> dict[int, int]:
-    """Per flow, the trigger time (epoch ms) of its newest instance of origin `schedule`."""
-    query = (
-        sa.select(flow_instances.c.flow_id, sa.func.max(flow_instances.c.trigger_time))
-        .where(flow_instances.c.origin == "schedule")
-        .group_by(flow_instances.c.flow_id)
+    """Per flow (every flow, or those of `flow_ids`), the trigger time (epoch ms) of its newest
+    instance of origin `schedule`: each flow's instances walked newest first on
+    `flow_instances(flow_id, trigger_time, origin)` until the first scheduled one (usually the
+    first), from the index alone — not a scan of every stored instance (migration 0011)."""
+    newest = (
+        sa.select(flow_instances.c.trigger_time)
+        .where(flow_instances.c.flow_id == flows.c.flow_id, flow_instances.c.origin == "schedule")
+        .order_by(flow_instances.c.trigger_time.desc())
+        .limit(1)
+        .scalar_subquery()
     )
+    query = sa.select(flows.c.flow_id, newest)
     if flow_ids is None:
-        return {flow_id: last for flow_id, last in (await conn.execute(query)).all()}
+        return {flow_id: last for flow_id, last in (await conn.execute(query)).all() if last is not None}
     wanted, found = list(flow_ids), {}
     for first in range(0, len(wanted), 500):
-        chunk = query.where(flow_instances.c.flow_id.in_(wanted[first:first + 500]))
-        found.update({flow_id: last for flow_id, last in (await conn.execute(chunk)).all()})
+        chunk = query.where(flows.c.flow_id.in_(wanted[first:first + 500]))
+        found.update({flow_id: last for flow_id, last in (await conn.execute(chunk)).all() if last is not None})
     return found

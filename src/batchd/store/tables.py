@@ -187,10 +187,9 @@ flow_instances = sa.Table(
     sa.Column("start_task_id", sa.BigInteger, nullable=True),  # Trigger Flow From Task
     sa.Column("definition", sa.Text, nullable=False),  # the flow's stored document at creation
     sa.Column("parameters", sa.Text, nullable=False),  # effective [{"key","value"}] JSON text
-    # The newest scheduled fire of each workflow (migration 0004).
-    sa.Index("ix_flow_instances_last_fire", "flow_id", "origin", "trigger_time"),
-    # One workflow's instances, newest first: List Flow Instances (migration 0005).
-    sa.Index("ix_flow_instances_flow_trigger", "flow_id", "trigger_time"),
+    # One workflow's instances, newest first (List Flow Instances), and its newest scheduled
+    # fire (the scheduler's start-up); migration 0011 merged the two indexes of 0004 and 0005.
+    sa.Index("ix_flow_instances_flow_trigger_origin", "flow_id", "trigger_time", "origin"),
     sa.Index(None, "org_id", "trigger_time"),
     # RUNNING instances oldest first, for claims (migration 0007).
     sa.Index("ix_flow_instances_status_trigger", "status", "trigger_time"),
