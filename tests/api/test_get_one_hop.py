@@ -7,10 +7,13 @@ Get that is refused (62101) or read the full way, and for a token revoked in bet
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
 from servicekit import Backend, EnosClient, Service, start_service
+from test_api_transactions import writer_holding_the_lock
 from test_flows_api import failed, import_flow, ok
 from test_import_one_hop import replayable
 
@@ -79,3 +82,35 @@ def test_a_signed_get_with_a_revoked_key_is_refused(service: Service, client: En
     service.in_transaction(lambda conn: identity.revoke_service_account(conn, client.access_key))
     refused = client.request("GET", "flows", "get", query={"flowId": flow_id})
     assert refused.status_code == 401 and "revoked" in refused.json()["msg"]
+
+
+def test_signed_calls_wait_for_a_writer_holding_the_lock(backend: Backend, tmp_path: Path) -> None:
+    # A signed call's record (and Get's and Import's one hop) runs on the event loop's thread
+    # only when SQLite's write lock is free; while another connection holds it, the call waits
+    # on the worker thread (busy timeout) and then goes through, never "database is locked".
+    with start_service(backend, tmp_path / "home") as service:
+        client = service.client()
+        flow_id = import_flow(client, "nightly")
+        held = threading.Event()
+        released_at: list[float] = []
+
+        def hold() -> None:
+            with writer_holding_the_lock(backend):
+                held.set()
+                time.sleep(0.3)
+                released_at.append(time.monotonic())
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(10)
+            detail = ok(client.call("GET", "flows", "get", query={"flowId": flow_id}))
+            got_at = time.monotonic()
+            now = ok(client.call("GET", "time", "getCurrentTime"))
+            second = import_flow(client, "nightly-2")
+        finally:
+            holder.join()
+
+    assert detail["flowName"] == "nightly" and isinstance(now, int) and second == flow_id + 1
+    if backend.name == "sqlite":
+        assert got_at >= released_at[0]  # its signature could only commit once the lock was free

@@ -176,14 +176,24 @@ class Authenticator:
 
     async def record(self, signature: PendingSignature) -> None:
         """Record a checked call's signature in one statement committed on its own (see
-        `verify_call`); `Unauthorized` when it was used before or its token is no longer live."""
-        async with self.database.autocommit() as conn:
-            if not await tokens.record_signature(conn, signature.signature, signature.token, signature.now):
+        `verify_call`); `Unauthorized` when it was used before or its token is no longer live.
+
+        On SQLite the statement is a write transaction of its own through `Database.run_write`
+        (short: on the event loop's thread when the write lock is free, else on the worker, which
+        waits for it), cheaper than a statement through the async layer; on PostgreSQL, where a
+        transaction would add round trips, one autocommit statement."""
+        if self.database.dialect == "sqlite":
+            recorded = await self.database.run_write(signature.record_now, short=True)
+        else:
+            async with self.database.autocommit() as conn:
+                recorded = await tokens.record_signature(conn, signature.signature, signature.token, signature.now)
+                if recorded and signature.prune_before is not None:
+                    await tokens.forget_signatures_before(conn, signature.prune_before)
+        if not recorded:
+            async with self.database.autocommit() as conn:
                 await self._live_holder(conn, signature.token, signature.now)  # raises when no longer live
-                raise Unauthorized("replayed request: this apim-signature was already used")
-            signature.recorded = True
-            if signature.prune_before is not None:
-                await tokens.forget_signatures_before(conn, signature.prune_before)
+            raise Unauthorized("replayed request: this apim-signature was already used")
+        signature.recorded = True
 
     async def _live_holder(self, conn: AsyncConnection, token: str, now: int) -> tokens.TokenHolder:
         """The token with its account, read now; `Unauthorized` when it is not live. Remembered

@@ -22,6 +22,7 @@ from batchd.catalog.shapes import TaskNode, from_document, outline_from_document
 from batchd.errors import IllegalState, InvalidParameter
 from batchd.store import ids
 from batchd.store.identity import User
+from batchd.store.statements import Prepared
 from batchd.store.tables import directories, flow_dependencies, flow_versions, flows, id_counters, tasks, users
 
 FLOW_COUNTER = "flow_id"
@@ -55,6 +56,7 @@ _STORED_DETAIL = (
     .select_from(users.outerjoin(flows, flows.c.flow_id == sa.bindparam("flow_id", type_=sa.BigInteger)))
     .where(users.c.user_id == sa.bindparam("user_id"))
 )
+_STORED_DETAIL_PREPARED = Prepared(_STORED_DETAIL)  # text and integers only: run on the DB-API cursor
 _INSERT_FLOW = sa.insert(flows)
 _INSERT_VERSION = sa.insert(flow_versions)
 _INSERT_TASK = sa.insert(tasks)
@@ -211,7 +213,8 @@ async def stored_detail(conn: AsyncConnection, user_id: str, flow_id: int) -> St
 def stored_detail_now(conn: sa.Connection, user_id: str, flow_id: int) -> StoredDetail | None:
     """`stored_detail` on a synchronous connection (a signed Get's one hop, which records the
     call's signature in the same transaction)."""
-    return _stored_detail_of(conn.execute(_STORED_DETAIL, {"user_id": user_id, "flow_id": flow_id}).first(), user_id)
+    return _stored_detail_of(_STORED_DETAIL_PREPARED.execute(conn, {"user_id": user_id, "flow_id": flow_id}).first(),
+                             user_id)
 
 
 def _stored_detail_of(row: sa.Row | None, user_id: str) -> StoredDetail | None:

@@ -119,7 +119,7 @@ async def import_flow_in_one_hop(database: Database, user_id: str, identify: Cal
         return flow_id
 
     try:
-        outcome = await database.run_write(work)
+        outcome = await database.run_write(work, short=True)
     except (_OrdinaryWay, sa.exc.IntegrityError):  # IntegrityError: see flow_store.take_import_ids
         return None  # rolled back whole, `kept` too: the ordinary way records it
     if kept is not None:
@@ -173,7 +173,7 @@ async def rendered_flow_detail_in_one_hop(database: Database, user_id: str,
         except BatchdError as refused:
             return refused  # nothing written but `kept`, which is committed; the refusal is raised after
 
-    outcome = await database.run_write(work)
+    outcome = await database.run_write(work, short=True)
     if isinstance(outcome, _NotKept):
         return None
     kept.recorded = True

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchd.store.statements import insert_if_absent
+from batchd.store.statements import Prepared, insert_if_absent
 from batchd.store.tables import access_tokens, service_accounts, used_signatures
 
 TOKEN_TTL_SECONDS = 7200
@@ -110,11 +110,16 @@ async def record_signature(conn: AsyncConnection, signature: str, token: str, no
     return result.first() is not None
 
 
+# The same, run straight on the DB-API cursor (`Prepared`: text and integers only, no conversion).
+_RECORD_SIGNATURE_PREPARED = {dialect: Prepared(statement) for dialect, statement in _RECORD_SIGNATURE.items()}
+
+
 def record_signature_now(conn: sa.Connection, signature: str, token: str, now: int) -> bool:
-    """`record_signature` on a synchronous connection, inside work that runs whole on the
-    database's worker thread (Import Flow's one hop records its call's signature there)."""
-    statement = _RECORD_SIGNATURE[conn.dialect.name]
-    return conn.execute(statement, {"signature": signature, "token": token, "now": now}).first() is not None
+    """`record_signature` on a synchronous connection, inside work that runs whole in one
+    `Database.run_write` transaction (Import Flow's and a signed Get Flow's one hop record their
+    call's signature there; on SQLite every signed call's record is such a transaction)."""
+    prepared = _RECORD_SIGNATURE_PREPARED[conn.dialect.name]
+    return prepared.execute(conn, {"signature": signature, "token": token, "now": now}).first() is not None
 
 
 _FORGET_SIGNATURES = sa.delete(used_signatures).where(used_signatures.c.seen_at < sa.bindparam("cutoff"))
