@@ -13,10 +13,15 @@ this is the scheduler's overhead alone.
 
 With `--finished N`, N finished flow instances (status SUCCESS, one task instance each) of
 those flows are stored first, so the instance tables and their indexes have a realistic size;
-the start-up load (which reads the newest scheduled instance per flow) is timed too.
+the start-up load (which reads the newest scheduled instance per flow) is timed too. With several
+sizes (`--finished 0,1000000`) a home is made for each and they are measured in turn, `--rounds`
+times (0, 1M, 0, 1M, ...): this machine's load changes within minutes, and measuring them
+alternately in one run is what makes their medians comparable. The homes are deleted at the end
+(`--keep` keeps them).
 
     .venv/bin/python bench/scheduler_fire_lag.py [--flows 10000] [--period 60] [--seconds 40]
-        [--warmup 5] [--finished 0] [--batch-size 200] [--json out.json] [--no-cache]
+        [--warmup 5] [--finished 0[,1000000]] [--rounds 1] [--batch-size 200] [--json out.json]
+        [--keep] [--no-cache]
 """
 
 from __future__ import annotations
@@ -135,7 +140,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def prepare(args: argparse.Namespace, finished: int) -> tuple[Settings, float]:
+    """A fresh home with the imported flows, `finished` finished instances, every flow enabled;
+    (its settings, set-up seconds)."""
     home = Path(tempfile.mkdtemp(prefix="batchd-bench-scheduler-"))
     settings = Settings(home=home, database_url=f"sqlite+aiosqlite:///{home / 'batchd.db'}", timezone="UTC")
     cached = CACHE / f"flows{args.flows}-period{args.period}.db"
@@ -154,16 +161,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.copy(home / "batchd.db", cached)
         database = open_database(settings)
     setup_s = time.perf_counter() - began
-    if args.finished:
+    if finished:
         began = time.perf_counter()
         await database.dispose()  # no pooled connection may pin the WAL during the bulk insert
-        store_finished(home / "batchd.db", flow_ids, args.finished - len(flow_ids), args.period)
+        store_finished(home / "batchd.db", flow_ids, finished - len(flow_ids), args.period)
         store_finished(home / "batchd.db", flow_ids, len(flow_ids), args.period, newest=True)
-        print(f"stored {args.finished:,} finished instances in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+        print(f"stored {finished:,} finished instances in {time.perf_counter() - began:.0f} s", file=sys.stderr)
     enable_at_ms = int(time.time() * 1000)
     async with database.transaction() as conn:
         await conn.exec_driver_sql(f"UPDATE flows SET active = 1, update_time = {enable_at_ms}")
+    await database.dispose()
+    return settings, setup_s
 
+
+async def measure(args: argparse.Namespace, settings: Settings) -> tuple[list[float], int, float]:
+    """Run the scheduler on `settings`' home for `--seconds`; (lags in ms of the fires due after
+    the warm-up, instances made among them, start-up load seconds)."""
+    database = open_database(settings)
     fired: list[Fired] = []
     scheduler = Scheduler(database, settings, batch_size=args.batch_size, on_fired=fired.append)
     started = time.time()
@@ -175,19 +189,49 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await scheduler.stop()
     await task
     await database.dispose()
-
     measured = [f for f in fired if f.fire_time >= started + args.warmup]
     lags_ms = [(f.committed_at - f.fire_time) * 1000 for f in measured]
-    made = sum(1 for f in measured if f.instance_id is not None)
-    return {
-        "flows": args.flows, "period_s": args.period, "fires_per_s": round(args.flows / args.period, 1),
-        "finished_instances": args.finished, "batch_size": args.batch_size,
-        "measured_s": args.seconds - args.warmup, "fires": len(measured), "instances_made": made,
-        "lag_ms_p50": round(statistics.median(lags_ms), 1) if lags_ms else None,
-        "lag_ms_p99": round(percentile(lags_ms, 0.99), 1) if lags_ms else None,
-        "lag_ms_max": round(max(lags_ms), 1) if lags_ms else None,
-        "startup_load_s": round(load_s, 2), "import_setup_s": round(setup_s, 1),
-    }
+    return lags_ms, sum(1 for f in measured if f.instance_id is not None), load_s
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every history size of `--finished`, `--rounds` times in turn (0, 1M, 0, 1M, ...), so a
+    change in the machine's load falls on all of them alike; one result per size."""
+    homes = [(finished, *await prepare(args, finished)) for finished in args.finished]
+    lags: dict[int, list[float]] = {finished: [] for finished, *_ in homes}
+    medians: dict[int, list[float]] = {finished: [] for finished, *_ in homes}
+    made: dict[int, int] = dict.fromkeys(lags, 0)
+    loads: dict[int, list[float]] = {finished: [] for finished, *_ in homes}
+    try:
+        for _ in range(args.rounds):
+            for finished, settings, _setup in homes:
+                round_lags, round_made, load_s = await measure(args, settings)
+                lags[finished] += round_lags
+                made[finished] += round_made
+                loads[finished].append(round(load_s, 2))
+                if round_lags:
+                    medians[finished].append(round(statistics.median(round_lags), 1))
+                print(f"finished {finished:,}: p50 {medians[finished][-1] if round_lags else None} ms, "
+                      f"{len(round_lags)} fires", file=sys.stderr)
+    finally:
+        if not args.keep:
+            for _, settings, _ in homes:
+                shutil.rmtree(settings.home, ignore_errors=True)
+    results = []
+    for finished, _, setup_s in homes:
+        values = lags[finished]
+        results.append({
+            "flows": args.flows, "period_s": args.period, "fires_per_s": round(args.flows / args.period, 1),
+            "finished_instances": finished, "batch_size": args.batch_size, "rounds": args.rounds,
+            "measured_s": args.rounds * (args.seconds - args.warmup), "fires": len(values),
+            "instances_made": made[finished],
+            "lag_ms_p50": round(statistics.median(values), 1) if values else None,
+            "lag_ms_p99": round(percentile(values, 0.99), 1) if values else None,
+            "lag_ms_max": round(max(values), 1) if values else None,
+            "lag_ms_p50_per_round": medians[finished],
+            "startup_load_s": loads[finished], "import_setup_s": round(setup_s, 1),
+        })
+    return results
 
 
 def main() -> None:
@@ -196,17 +240,21 @@ def main() -> None:
     parser.add_argument("--period", type=int, default=60, help="seconds between two fires of one flow (60*k, k | 60)")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--finished", type=int, default=0)
+    parser.add_argument("--finished", type=lambda text: [int(n) for n in text.split(",")], default=[0],
+                        help="finished instances stored; several, comma-separated, are measured in turn")
+    parser.add_argument("--rounds", type=int, default=1, help="times each --finished size is measured, in turn")
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary homes (deleted by default)")
     parser.add_argument("--no-cache", action="store_true", help=f"import the flows again (cache: {CACHE})")
     args = parser.parse_args()
     if args.period % 60 or 60 % (args.period // 60):
         parser.error("--period must be 60 times a divisor of 60")
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2))
+    results = asyncio.run(run(args))
+    text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
+    print(text)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(text + "\n")
 
 
 if __name__ == "__main__":
