@@ -16,7 +16,7 @@ from test_store_database import run
 
 from batchd.config import Settings
 from batchd.store import tokens
-from batchd.store.database import Database, open_database
+from batchd.store.database import Database, after_commit, open_database
 from batchd.store.tables import orgs, used_signatures
 
 
@@ -143,3 +143,32 @@ def test_a_sqlite_writer_waits_for_another_connections_lock_then_writes(tmp_path
 
     assert run(backend, tmp_path, work) == (2, ["o-first", "o-second"])
 
+
+
+def test_after_commit_callbacks_run_once_the_writes_are_visible_and_never_after_a_rollback(
+        backend: Backend, tmp_path: Path) -> None:
+    """What a trigger's engine wake relies on: at the callback, another connection sees the
+    transaction's rows; a rolled-back transaction runs none; outside one, nothing is taken."""
+    async def work(database: Database) -> tuple[list[int], bool]:
+        seen: list[int] = []
+
+        async def count_elsewhere() -> None:
+            async with database.read_transaction() as conn:
+                seen.append(await org_count(conn))
+
+        pending: list[asyncio.Task[None]] = []
+        async with database.transaction() as conn:
+            await conn.execute(sa.insert(orgs).values(org_id="o-1", name="x", created_at=0))
+            assert after_commit(lambda: pending.append(asyncio.ensure_future(count_elsewhere())))
+            assert pending == []  # not before the commit
+        await asyncio.gather(*pending)
+        try:
+            async with database.transaction() as conn:
+                await conn.execute(sa.insert(orgs).values(org_id="o-2", name="y", created_at=0))
+                after_commit(lambda: seen.append(-1))
+                raise RuntimeError("fail after the write")
+        except RuntimeError:
+            pass
+        return seen, after_commit(lambda: seen.append(-2))
+
+    assert run(backend, tmp_path, work) == ([1], False)

@@ -50,7 +50,7 @@ from batchd.runner.process import OWNER_MARKER
 from batchd.runner.records import AttemptOutcome, AttemptSpec
 from batchd.runner.variables import substitute
 from batchd.runner.verdict import classify
-from batchd.store.database import Database
+from batchd.store.database import Database, after_commit
 from batchd.store.tables import task_attempts, task_instances
 
 log = logging.getLogger("batchd.engine")
@@ -68,13 +68,22 @@ T = TypeVar("T")
 
 
 def wake_all(delay_s: float = 0.05) -> None:
-    """Wake every engine of this process shortly (after the caller's transaction has committed)."""
+    """Wake every engine of this process once the caller's transaction has committed: at the
+    commit when the caller is inside a `Database.transaction()` (a trigger, a cancel), else
+    after `delay_s`."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
+    if after_commit(_wake_engines):
+        return
     for engine in list(_engines):
         loop.call_later(delay_s, engine.wake)
+
+
+def _wake_engines() -> None:
+    for engine in list(_engines):
+        engine.wake()
 
 
 class Engine:

@@ -355,7 +355,7 @@ class Scheduler:
             for flow_id, fire_time, instance_id in fired:
                 self._on_fired(Fired(flow_id, fire_time, instance_id, committed_at))
         if fired:
-            wake_all()  # the engine admits the new instances now rather than at its next poll
+            wake_all(0)  # committed: the engine admits the new instances now, not at its next poll
         return bool(rest)
 
     async def _fire_batch(

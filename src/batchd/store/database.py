@@ -30,6 +30,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeVar
@@ -52,6 +53,21 @@ POSTGRES_THREADS = 4  # `run_write` threads on PostgreSQL (fewer than the sync p
 _SQLITE_BEGIN = "batchd_sqlite_begin"
 MIGRATION_LOCK_KEY = 0x62A7C4D  # any constant; names batchd's migration lock on PostgreSQL
 T = TypeVar("T")
+#: Callbacks of the innermost `Database.transaction()` open in this task, run once it commits.
+_AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar("batchd_after_commit", default=None)
+
+
+def after_commit(callback: Callable[[], None]) -> bool:
+    """Run `callback` right after the `Database.transaction()` open in the calling task commits
+    (never when it rolls back); False, and nothing registered, when no such transaction is open.
+
+    For work that must see the transaction's writes from another connection, such as waking the
+    engine after a trigger: without it the caller could only guess how long the commit takes."""
+    hooks = _AFTER_COMMIT.get()
+    if hooks is None:
+        return False
+    hooks.append(callback)
+    return True
 
 
 @dataclass(frozen=True)
@@ -68,9 +84,17 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside one transaction: committed on normal exit, rolled back on raise."""
-        async with self.engine.begin() as conn:
-            yield conn
+        """A connection inside one transaction: committed on normal exit, rolled back on raise;
+        callbacks given to `after_commit` inside it run after the commit."""
+        hooks: list[Callable[[], None]] = []
+        token = _AFTER_COMMIT.set(hooks)
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        finally:
+            _AFTER_COMMIT.reset(token)
+        for hook in hooks:
+            hook()
 
     @asynccontextmanager
     async def read_transaction(self) -> AsyncIterator[AsyncConnection]:
