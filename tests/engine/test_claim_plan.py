@@ -38,7 +38,18 @@ def plan_of(tmp_path: Path, statement: sa.TextClause | sa.Select, parameters: di
 def test_a_claim_walks_running_instances_in_order_without_sorting(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, progress._READY_TASKS.statement, {"limit": 2})
     assert plan.splitlines()[0].startswith("SEARCH f USING INDEX ix_flow_instances_status_trigger")
+    # each running instance's READY tasks by a seek, not every READY task of every instance
+    assert "SEARCH t USING INDEX ix_task_instances_status_flow (status=? AND flow_instance_id=?)" in plan, plan
     assert "SCAN" not in plan and "TEMP B-TREE" not in plan
+
+
+def test_whether_an_instance_has_a_task_left_is_a_seek_not_a_walk_over_its_tasks(tmp_path: Path) -> None:
+    """Asked after every task with nothing downstream (each leaf of a fan-out): walking the
+    instance's tasks until one is not done made a 1,000-leaf fan-out quadratic."""
+    statement = progress._ANY_TASK_LEFT.statement
+    plan = plan_of(tmp_path, statement, {"instance_id": "1-x"})
+    assert "USING COVERING INDEX ix_task_instances_status_flow (status=? AND flow_instance_id=?)" in plan, plan
+    assert "SCAN" not in plan
 
 
 def test_a_success_reads_its_downstream_tasks_by_name(tmp_path: Path) -> None:

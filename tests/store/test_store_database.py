@@ -67,7 +67,7 @@ def test_migrating_twice_is_a_no_op_and_the_schema_is_at_head(backend: Backend, 
         await database.migrate()
         return await database.schema_revision()
 
-    assert run(backend, tmp_path, twice) == ("0011", "0011")
+    assert run(backend, tmp_path, twice) == ("0012", "0012")
 
 
 def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_concurrent_migrations_of_a_fresh_database_both_succeed(backend: Backend
             await first.dispose()
             await second.dispose()
 
-    assert asyncio.run(both()) == [("0011", "0011"), ("0011", "0011")]
+    assert asyncio.run(both()) == [("0012", "0012"), ("0012", "0012")]
 
 
 def test_a_signature_is_accepted_once_until_it_is_pruned(backend: Backend, tmp_path: Path) -> None:
