@@ -144,7 +144,6 @@ def test_a_sqlite_writer_waits_for_another_connections_lock_then_writes(tmp_path
     assert run(backend, tmp_path, work) == (2, ["o-first", "o-second"])
 
 
-
 def test_after_commit_callbacks_run_once_the_writes_are_visible_and_never_after_a_rollback(
         backend: Backend, tmp_path: Path) -> None:
     """What a trigger's engine wake relies on: at the callback, another connection sees the
