@@ -6,7 +6,9 @@ floor is the same number of `true` processes spawned by a plain asyncio loop wit
 parallelism, and (`serial floor`) one at a time — what a chain, which cannot run two tasks at
 once, can at best do. batchd runs as a real `batchd serve --insecure` on loopback with a fresh SQLite
 home; the time is from the Trigger Flow call to the instance reading SUCCESS (List Flow Instances,
-polled every 50 ms).
+polled every 50 ms). Beside the times, the CPU each side spent per task (user + system of the
+server process from /proc, of the floor's own process; children excluded on both sides): on a
+machine whose speed drifts between runs, a steadier measure of batchd's own work.
 
     .venv/bin/python bench/engine_dag.py [--tasks 1000] [--rounds 3] [--parallelism 2]
 """
@@ -68,6 +70,12 @@ def call(client: httpx.Client, method: str, resource: str, action: str, body: di
     return envelope["data"]
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU of process `pid` so far (Linux /proc), children not included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def floor(n: int, parallelism: int) -> float:
     slots = asyncio.Semaphore(parallelism)
 
@@ -79,6 +87,13 @@ async def floor(n: int, parallelism: int) -> float:
     began = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
     return time.perf_counter() - began
+
+
+def timed_floor(n: int, parallelism: int) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) of `floor`."""
+    cpu = time.process_time()
+    wall = asyncio.run(floor(n, parallelism))
+    return wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -110,14 +125,15 @@ def main() -> None:
                 time.sleep(0.1)
             root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
             print(f"{'shape':10} {'batchd s':>10} {'floor s':>9} {'ratio':>7} {'ms/task':>8} "
-                  f"{'serial floor s':>15} {'ratio':>7}")
+                  f"{'serial floor s':>15} {'ratio':>7} {'cpu ms/task':>12} {'floor cpu':>10}")
             for shape in args.shapes.split(","):
                 flow_id = call(client, "POST", "flows", "import", {
                     "flowName": f"bench-{shape}", "desc": "", "dirId": root,
                     "flowJson": flow_json(shape, args.tasks)})["flowId"]
-                ours, floors, serial = [], [], []
+                ours, floors, serial, cpu_ours, cpu_floor = [], [], [], [], []
                 for round_no in range(args.rounds):
                     trigger_ms = int(time.time() * 1000) - 60_000 * (round_no + 1) * 10
+                    cpu_began = process_cpu_s(server.pid)
                     began = time.perf_counter()
                     inst = call(client, "POST", "flows", "trigger", {"flowId": flow_id, "triggerTime": trigger_ms})
                     inst_id = inst["flowInstanceId"]
@@ -134,11 +150,16 @@ def main() -> None:
                             raise RuntimeError(f"{shape}: instance ended {data['statusDesc']}")
                         time.sleep(0.05)
                     ours.append(time.perf_counter() - began)
-                    floors.append(asyncio.run(floor(args.tasks, args.parallelism)))
-                    serial.append(asyncio.run(floor(args.tasks, 1)))
+                    cpu_ours.append(process_cpu_s(server.pid) - cpu_began)
+                    wall, cpu = timed_floor(args.tasks, args.parallelism)
+                    floors.append(wall)
+                    cpu_floor.append(cpu)
+                    serial.append(timed_floor(args.tasks, 1)[0])
                 a, b, c = statistics.median(ours), statistics.median(floors), statistics.median(serial)
+                per_task = {name: 1000 * statistics.median(values) / args.tasks
+                            for name, values in (("ours", cpu_ours), ("floor", cpu_floor))}
                 print(f"{shape:10} {a:10.2f} {b:9.2f} {a / b:7.2f} {1000 * (a - b) / args.tasks:8.2f} "
-                      f"{c:15.2f} {a / c:7.2f}", flush=True)
+                      f"{c:15.2f} {a / c:7.2f} {per_task['ours']:12.2f} {per_task['floor']:10.2f}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
