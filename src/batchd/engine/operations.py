@@ -61,7 +61,9 @@ async def trigger(conn: AsyncConnection, caller: Caller, body: Any, *, zone: dt.
     overrides = None
     if with_parameters:
         overrides = instances.parse_parameter_overrides(reader.raw("parameters", default=[]))
-    flow = await flow_store.load_flow(conn, caller.org_id, flow_id)
+    # Only the owners are needed here (the instance copies the stored document itself): the
+    # outline, not the whole model of a document of thousands of tasks and relations.
+    flow, _ = await flow_store.load_flow_outline(conn, caller.org_id, flow_id)
     require_owner(caller, flow, "trigger it", unlocked=True)
     instance_id = await instances.create_flow_instance(
         conn, flow_id=flow_id, trigger_time_ms=trigger_ms, origin="manual", parameters=overrides,

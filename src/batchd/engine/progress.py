@@ -51,10 +51,14 @@ OUTCOME_WAIT, OUTCOME_CANCEL, OUTCOME_INTERNAL = "WAIT", "CANCEL", "INTERNAL_ERR
 
 @dataclass(frozen=True, kw_only=True)
 class RunGraph:
-    """A flow instance's snapshot with its relations indexed both ways, built once per instance.
+    """A flow instance's snapshot with its relations indexed both ways, built once per instance,
+    and the instance's effective parameters (fixed at creation, like the snapshot).
 
     Readiness is decided per finished task (its direct downstream tasks), so the engine needs
     "who is downstream of X" and "who is upstream of Y" without walking every relation each time.
+    The parameters are kept here rather than read with each claim: on SQLite the column comes
+    after the snapshot in the row, and reading it walks the snapshot's overflow pages (~0.3 ms
+    per claim for a 2,000-task workflow).
     """
 
     definition: FlowDefinition
@@ -62,9 +66,11 @@ class RunGraph:
     upstream: dict[str, tuple[str, ...]]
     downstream: dict[str, tuple[str, ...]]
     linked: frozenset[str]  # tasks that are the target of a cross-workflow reference
+    parameters: dict[str, str]  # the instance's effective parameters, key -> value
 
     @classmethod
-    def of(cls, definition: FlowDefinition) -> RunGraph:
+    def of(cls, definition: FlowDefinition, parameters: str = "[]") -> RunGraph:
+        """From the parsed snapshot and the instance's `parameters` column (JSON text)."""
         upstream: dict[str, list[str]] = {}
         downstream: dict[str, list[str]] = {}
         for relation in definition.relations:
@@ -73,7 +79,8 @@ class RunGraph:
         return cls(definition=definition, tasks={task.name: task for task in definition.tasks},
                    upstream={name: tuple(names) for name, names in upstream.items()},
                    downstream={name: tuple(names) for name, names in downstream.items()},
-                   linked=frozenset(relation.target for relation in definition.link_relations))
+                   linked=frozenset(relation.target for relation in definition.link_relations),
+                   parameters={item["key"]: item["value"] for item in json.loads(parameters)})
 
 
 class DefinitionCache:
@@ -87,10 +94,10 @@ class DefinitionCache:
         self._limit = limit
         self._lock = threading.Lock()
 
-    def get(self, instance_id: str, document: str | None = None) -> RunGraph | None:
+    def get(self, instance_id: str, document: str | None = None, parameters: str = "[]") -> RunGraph | None:
         found = self._items.get(instance_id)
         if found is None and document is not None:
-            graph = RunGraph.of(from_document(document))
+            graph = RunGraph.of(from_document(document), parameters)
             with self._lock:
                 if len(self._items) >= self._limit:
                     self._items.pop(next(iter(self._items)))
@@ -101,10 +108,11 @@ class DefinitionCache:
 def _load_graph(conn: sa.Connection, cache: DefinitionCache, instance_id: str) -> RunGraph:
     found = cache.get(instance_id)
     if found is None:
-        document = conn.execute(
-            sa.select(flow_instances.c.definition).where(flow_instances.c.instance_id == instance_id)
-        ).scalar_one()
-        found = cache.get(instance_id, document)
+        document, parameters = conn.execute(
+            sa.select(flow_instances.c.definition, flow_instances.c.parameters)
+            .where(flow_instances.c.instance_id == instance_id)
+        ).one()
+        found = cache.get(instance_id, document, parameters)
     assert found is not None
     return found
 
@@ -419,11 +427,11 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
     ranked = []
     for row in candidates:
         graph = _load_graph(conn, cache, row.flow_instance_id)
-        task, definition = graph.tasks[row.task_name], graph.definition
-        ranked.append((-task.priority_level, row, task, definition))
+        task = graph.tasks[row.task_name]
+        ranked.append((-task.priority_level, row, task, graph))
     ranked.sort(key=lambda item: item[0])  # stable: trigger time order within one priority
     claims: list[Claim] = []
-    for _, row, task, definition in ranked[:limit]:
+    for _, row, task, graph in ranked[:limit]:
         claimed = _CLAIM.execute(conn, {
             "_id": row.instance_id, "_from": int(Status.READY),
             "_status": int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING), "_now": now,
@@ -436,10 +444,10 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
             "task_instance_id": row.instance_id, "attempt": attempt, "owner": owner.owner, "owner_host": owner.host,
             "owner_pid": owner.pid, "lease_until": now + lease_ms, "started_at": now, "log_path": str(log_path),
         })
-        parameters = {item["key"]: item["value"] for item in json.loads(row.parameters)}
         claims.append(Claim(
             task_instance_id=row.instance_id, flow_instance_id=row.flow_instance_id, attempt=attempt, task=task,
-            flow=definition, trigger_time_ms=row.trigger_time, cal_dt=row.cal_dt, parameters=parameters,
+            flow=graph.definition, trigger_time_ms=row.trigger_time, cal_dt=row.cal_dt,
+            parameters=graph.parameters,
             log_path=log_path,
         ))
     return claims
@@ -452,7 +460,7 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
 #: instance on every claim. Within an instance, SQLite gives tasks in creation (definition)
 #: order; PostgreSQL in an order of its choosing (priorityLevel is applied afterwards either way).
 _READY_TASKS = Prepared(sa.text(
-    "SELECT t.instance_id, t.task_name, t.flow_instance_id, f.trigger_time, f.cal_dt, f.parameters"
+    "SELECT t.instance_id, t.task_name, t.flow_instance_id, f.trigger_time, f.cal_dt"
     " FROM flow_instances f CROSS JOIN task_instances t"
     " WHERE t.flow_instance_id = f.instance_id AND f.status = :running AND t.status = :ready"
     " ORDER BY f.trigger_time LIMIT :limit"
