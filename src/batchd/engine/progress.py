@@ -69,7 +69,7 @@ class RunGraph:
     parameters: dict[str, str]  # the instance's effective parameters, key -> value
 
     @classmethod
-    def of(cls, definition: FlowDefinition, parameters: str = "[]") -> RunGraph:
+    def of(cls, definition: FlowDefinition, parameters: str) -> RunGraph:
         """From the parsed snapshot and the instance's `parameters` column (JSON text)."""
         upstream: dict[str, list[str]] = {}
         downstream: dict[str, list[str]] = {}
@@ -94,9 +94,12 @@ class DefinitionCache:
         self._limit = limit
         self._lock = threading.Lock()
 
-    def get(self, instance_id: str, document: str | None = None, parameters: str = "[]") -> RunGraph | None:
+    def get(self, instance_id: str, stored: tuple[str, str] | None = None) -> RunGraph | None:
+        """The instance's graph; built from `stored` (its `definition` and `parameters` columns)
+        when not cached yet, None when neither."""
         found = self._items.get(instance_id)
-        if found is None and document is not None:
+        if found is None and stored is not None:
+            document, parameters = stored
             graph = RunGraph.of(from_document(document), parameters)
             with self._lock:
                 if len(self._items) >= self._limit:
@@ -112,7 +115,7 @@ def _load_graph(conn: sa.Connection, cache: DefinitionCache, instance_id: str) -
             sa.select(flow_instances.c.definition, flow_instances.c.parameters)
             .where(flow_instances.c.instance_id == instance_id)
         ).one()
-        found = cache.get(instance_id, document, parameters)
+        found = cache.get(instance_id, (document, parameters))
     assert found is not None
     return found
 
