@@ -156,10 +156,9 @@ def main() -> None:
                     cpu_floor.append(cpu)
                     serial.append(timed_floor(args.tasks, 1)[0])
                 a, b, c = statistics.median(ours), statistics.median(floors), statistics.median(serial)
-                per_task = {name: 1000 * statistics.median(values) / args.tasks
-                            for name, values in (("ours", cpu_ours), ("floor", cpu_floor))}
+                cpu_a, cpu_b = (1000 * statistics.median(values) / args.tasks for values in (cpu_ours, cpu_floor))
                 print(f"{shape:10} {a:10.2f} {b:9.2f} {a / b:7.2f} {1000 * (a - b) / args.tasks:8.2f} "
-                      f"{c:15.2f} {a / c:7.2f} {per_task['ours']:12.2f} {per_task['floor']:10.2f}", flush=True)
+                      f"{c:15.2f} {a / c:7.2f} {cpu_a:12.2f} {cpu_b:10.2f}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)

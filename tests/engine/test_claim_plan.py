@@ -9,6 +9,7 @@ batchd never runs ANALYZE, so the plan is what the schema and the statement make
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from batchd.config import Settings
 from batchd.engine import progress
 from batchd.store.database import open_database
+from batchd.store.tables import flow_instances
 
 
 def plan_of(tmp_path: Path, statement: sa.TextClause | sa.Select, parameters: dict[str, object]) -> str:
@@ -77,10 +79,6 @@ def test_per_task_statements_read_no_instance_column_stored_after_the_snapshot()
     hundreds of KB) spills into overflow pages: reading a column after it walks them all, ~0.3 ms
     per claim for a 2,000-task workflow. The claim and the outcome read only columns before it
     (the instance's parameters come from the engine's per-instance cache)."""
-    import re
-
-    from batchd.store.tables import flow_instances
-
     order = [column.name for column in flow_instances.c]
     before_snapshot = set(order[:order.index("definition")])
     claimed = set(re.findall(r"\bf\.(\w+)", str(progress._READY_TASKS.statement)))

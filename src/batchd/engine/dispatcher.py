@@ -75,10 +75,8 @@ def wake_all(delay_s: float = 0.05) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    if after_commit(_wake_engines):
-        return
-    for engine in list(_engines):
-        loop.call_later(delay_s, engine.wake)
+    if not after_commit(_wake_engines):
+        loop.call_later(delay_s, _wake_engines)
 
 
 def _wake_engines() -> None:

@@ -1,10 +1,10 @@
 """`task_instances(status)` becomes `(status, flow_instance_id)`.
 
-Two per-task questions asked one instance at a time were answered by walking the instance's
-part of `(flow_instance_id, task_name, status)` until a row matched: "is any task of this
-instance left?" (after every task with nothing downstream: each leaf of a fan-out walked past
-all the leaves done before it, O(n) per task, O(n²) per run), and "which READY tasks has this
-running instance?" (the claim, through `(status)` and then every READY row of every instance).
+Two per-task questions are asked one instance at a time: "is any task of this instance left?"
+(after every task with nothing downstream) walked the instance's part of `(flow_instance_id,
+task_name, status)` until a task not done, so each leaf of a fan-out walked past all the leaves
+done before it (O(n) per task, O(n²) per run); "which READY tasks has this running instance?"
+(the claim) went through `(status)`, i.e. every READY row of every instance.
 With the instance id beside the status both become seeks: a few index entries per task whatever
 the size of the workflow. Queries by status alone use the index's prefix as before. No index
 is added: the status index was already rewritten at every status change; its entries only grow
