@@ -251,7 +251,9 @@ def test_one_instance_per_workflow_runs_at_a_time_in_trigger_order(client: EnosC
     assert "do not trigger the same workflow repeatedly in 1 minute" in failed(again, 62102)
     second = trigger(client, flow_id, minute + MINUTE_MS)
     wait_for(client, first, "RUNNING")
-    assert instance(client, second)["statusDesc"] == "WAIT"
+    # the engine takes the second instance in on its next pass (INIT until then), and it waits
+    wait_for(client, second, "WAIT")
+    assert instance(client, first)["statusDesc"] == "RUNNING"
     wait_for(client, second, "SUCCESS")
     assert instance(client, first)["statusDesc"] == "SUCCESS"
     (one,), (two,) = [[r] for r in runs(marker)["t"]]
