@@ -65,6 +65,29 @@ def test_documents_not_in_the_stored_shape_read_as_validation_says(change: dict[
     assert from_document(document) == expected
 
 
+
+@pytest.mark.parametrize("change", [
+    {"rerun": "1"},  # a boolean written as text: the validating read decides
+    {"rerun": 1},
+    {"cycleGap": 3},  # not as stored (a text or null)
+    {"cycleGap": "1D"},
+    {"sourceTaskName": " "},
+])
+def test_relations_not_in_the_stored_shape_read_as_validation_says(change: dict[str, Any]) -> None:
+    doc = json.loads(with_canvas(stored(SEED["flowJson"])))
+    name = doc["tasks"][0]["name"]
+    plain = {"sourceTaskName": name, "targetTaskName": name, "rerun": True, "cycleGap": None}
+    doc["relations"] = [plain, {**plain, **change}, {**plain, "cycleGap": "D1"}]
+    document = json.dumps(doc)
+    try:
+        expected = from_document(document, trusted=False)
+    except InvalidParameter as error:
+        with pytest.raises(InvalidParameter, match=re.escape(error.message)):
+            from_document(document)
+        return
+    assert from_document(document) == expected
+    assert len(expected.relations) == len(doc["relations"])
+
 # --- Get Flow's outline read (`shapes.outline_from_document`) --------------------------------
 
 

