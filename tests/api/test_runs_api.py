@@ -240,6 +240,11 @@ def test_update_and_trigger_overrides_parameters_for_one_run(client: EnosClient,
     for inst, value in ((second, "7"), (third, "8")):
         wait_for(client, inst, "SUCCESS")
         assert f"x={value} y=kept" in ok(task_log(client, ids["show"], inst))["log"]
+    for _ in range(2):  # the second listing answers from the cache of instances listed before
+        items = ok(client.call("POST", "flowInstances", "search", body={"flowId": flow_id}))["flowInsts"]
+        shown = {item["instanceId"]: json.loads(item["parameters"]) for item in items}
+        assert shown == {inst: [{"key": "x", "value": value}, {"key": "y", "value": "kept"}]
+                         for inst, value in ((instance_id, "42"), (second, "7"), (third, "8"))}
 
 
 def test_one_instance_per_workflow_runs_at_a_time_in_trigger_order(client: EnosClient, tmp_path: Path) -> None:

@@ -241,18 +241,20 @@ async def list_flow_instances(conn: AsyncConnection, caller: Caller, body: Any, 
     rows = (await conn.execute(query)).all()
     listed = {row.instance_id: shapes.ListedFlow.known(row.instance_id, row.created_at) for row in rows}
     unknown = [instance_id for instance_id, fields in listed.items() if fields is None]
-    if unknown:  # snapshots are read only for instances not listed before
-        for instance_id, created_at, document in await conn.execute(
-                sa.select(flow_instances.c.instance_id, flow_instances.c.created_at, flow_instances.c.definition)
+    if unknown:  # snapshots and parameters are read only for instances not listed before
+        for instance_id, created_at, document, parameters in await conn.execute(
+                sa.select(flow_instances.c.instance_id, flow_instances.c.created_at, flow_instances.c.definition,
+                          flow_instances.c.parameters)
                 .where(flow_instances.c.instance_id.in_(unknown))):
-            listed[instance_id] = shapes.ListedFlow.remember(instance_id, created_at, document)
+            listed[instance_id] = shapes.ListedFlow.remember(instance_id, created_at, document, parameters)
     items = [shapes.flow_instance(row, listed[row.instance_id], zone=zone, can_edit=_owns(caller, row), graph=None)
              for row in rows]
     return {"flowInsts": items, "count": count}
 
 
-#: A listed instance's columns: all but its snapshot, whose few listed fields are cached.
-_LISTED_COLUMNS = [column for column in flow_instances.c if column.name != "definition"]
+#: A listed instance's columns: all but its snapshot and parameters (stored after it), which
+#: are read once per instance and cached (`shapes.ListedFlow`).
+_LISTED_COLUMNS = [column for column in flow_instances.c if column.name not in ("definition", "parameters")]
 
 
 # --- task instances ---------------------------------------------------------------------------

@@ -69,31 +69,37 @@ def instance_graph(flow: sa.Row, definition: FlowDefinition, tasks: list[sa.Row]
 
 @dataclass(frozen=True)
 class ListedFlow:
-    """The four fields of an instance's snapshot that a FlowInstance shows.
+    """The four fields of an instance's snapshot that a FlowInstance shows, and the instance's
+    `parameters` column: what a listed instance shows beyond its row's small columns, fixed
+    when the instance is created.
 
     List Flow Instances shows a page of instances, each with its own snapshot of tens of KB;
     building the whole `FlowDefinition` of each (`from_document`) was most of the page's cost
     (~0.5 ms per item, docs/performance.md "History"). These fields are read straight from the
-    stored JSON, which `catalog.shapes.to_document` wrote from the same values.
+    stored JSON, which `catalog.shapes.to_document` wrote from the same values. The parameters
+    are kept with them because on SQLite the column is stored after the snapshot: reading it
+    walks the snapshot's overflow pages (~5 ms per refresh of a console watching a 1,000-task
+    layered instance, whose snapshot is 1 MB).
     """
 
     cron: str
     cycle: str
     submitter: str
     alert_mode: int
+    parameters: str  # the instance's effective parameters, as stored (JSON text)
 
     @classmethod
-    def of(cls, definition: FlowDefinition) -> ListedFlow:
-        return cls(definition.cron, definition.cycle.value, definition.submitter, definition.alert_mode)
+    def of(cls, definition: FlowDefinition, parameters: str) -> ListedFlow:
+        return cls(definition.cron, definition.cycle.value, definition.submitter, definition.alert_mode, parameters)
 
     @classmethod
-    def read(cls, document: str) -> ListedFlow:
+    def read(cls, document: str, parameters: str) -> ListedFlow:
         """From a stored document; one in another layout goes through the model parser."""
         doc = json.loads(document)
         fields = (doc.get("cron"), doc.get("cycle"), doc.get("submitter"), doc.get("alertMode"))
         if all(isinstance(v, str) for v in fields[:3]) and type(fields[3]) is int:
-            return cls(*fields)
-        return cls.of(from_document(document))
+            return cls(*fields, parameters)
+        return cls.of(from_document(document), parameters)
 
     @classmethod
     def known(cls, instance_id: str, created_at: int) -> ListedFlow | None:
@@ -103,8 +109,8 @@ class ListedFlow:
         return _LISTED.get((instance_id, created_at))
 
     @classmethod
-    def remember(cls, instance_id: str, created_at: int, document: str) -> ListedFlow:
-        listed = cls.read(document)
+    def remember(cls, instance_id: str, created_at: int, document: str, parameters: str) -> ListedFlow:
+        listed = cls.read(document, parameters)
         if len(_LISTED) >= LISTED_KEPT:
             del _LISTED[next(iter(_LISTED))]
         _LISTED[(instance_id, created_at)] = listed
@@ -118,12 +124,13 @@ _LISTED: dict[tuple[str, int], ListedFlow] = {}
 
 def flow_instance(flow: sa.Row, definition: FlowDefinition | ListedFlow, *, zone: dt.tzinfo, can_edit: bool,
                   graph: dict[str, Any] | None) -> dict[str, Any]:
-    """FlowInstance. `graph` is included for Get Flow Instance, omitted from list items."""
+    """FlowInstance. `graph` is included for Get Flow Instance, omitted from list items, whose
+    `flow` rows have no `parameters` (the `ListedFlow` has them)."""
     if isinstance(definition, FlowDefinition):
-        definition = ListedFlow.of(definition)
+        definition = ListedFlow.of(definition, flow.parameters)
     doc: dict[str, Any] = {
         "instanceId": flow.instance_id, "flowId": flow.flow_id, "flowName": flow.flow_name,
-        "freq": definition.cron, "cycle": definition.cycle, "parameters": flow.parameters,
+        "freq": definition.cron, "cycle": definition.cycle, "parameters": definition.parameters,
         "doAs": definition.submitter, "status": flow.status, "statusDesc": status_name(flow.status),
         "triggerTime": wire_time(flow.trigger_time, zone), "startTime": wire_time(flow.start_time, zone),
         "endTime": wire_time(flow.end_time, zone), "timestamp": java_timestamp(flow.created_at, zone),
