@@ -39,7 +39,7 @@ from typing import BinaryIO
 from batchd.clock import now_ms
 from batchd.runner import plugins
 from batchd.runner.plugins import OnStarted
-from batchd.runner.process import MARKER, Child, start_child, terminate_group
+from batchd.runner.process import MARKER, Child, group_alive, start_child, terminate_group
 from batchd.runner.records import PYTHON_KIND, SHELL_KINDS, AttemptOutcome, AttemptSpec
 
 SHELL_SCRIPT = "_batchd_command.sh"
@@ -191,8 +191,7 @@ async def _run_process(
     try:
         if on_started is not None:
             await on_started(pid)
-        waiter = asyncio.ensure_future(proc.wait())
-        ended = await _wait_for_end(waiter, _timeout(spec), cancel)
+        ended = await _wait_for_end(proc.exited, _timeout(spec), cancel)
         if ended == "timeout":
             _note(log, f"timed out after {spec.timeout_seconds:g} s; ending process group {pid}")
         elif ended == "cancel":
@@ -203,7 +202,8 @@ async def _run_process(
         await proc.wait()
         raise
     # After a normal exit this ends what the child left behind (usually nothing: one syscall).
-    await terminate_group(pid, spec.kill_grace_seconds)
+    if ended != "done" or group_alive(pid):
+        await terminate_group(pid, spec.kill_grace_seconds)
     exit_code = await proc.wait()
     return AttemptOutcome(
         exit_code=exit_code,

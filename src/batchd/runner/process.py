@@ -182,12 +182,14 @@ class Child:
     """
 
     def __init__(self, pid: int, exited: asyncio.Future[int]) -> None:
+        """`exited`: done with the exit code once the process has ended (never cancelled here;
+        `wait()` shields it from a cancelled waiter)."""
         self.pid = pid
-        self._exited = exited
+        self.exited = exited
 
     async def wait(self) -> int:
         """The exit code, negative for a signal (-15: SIGTERM), as `Popen.returncode`."""
-        return await asyncio.shield(self._exited)
+        return await asyncio.shield(self.exited)
 
 
 async def start_child(argv: list[str], *, output: BinaryIO, cwd: Path, env: dict[str, str]) -> Child:
