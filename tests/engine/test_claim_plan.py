@@ -87,3 +87,15 @@ def test_per_task_statements_read_no_instance_column_stored_after_the_snapshot()
     assert claimed and outcome  # the statements do read instance columns
     assert claimed <= before_snapshot, claimed - before_snapshot
     assert outcome <= before_snapshot, outcome - before_snapshot
+
+
+def test_a_listed_page_reads_no_instance_column_stored_after_the_snapshot() -> None:
+    """A console refreshing List Flow Instances reads each page's rows again; for instances it
+    listed before, their snapshot fields and parameters come from `shapes.ListedFlow` (reading
+    `parameters` walked a 1 MB snapshot's overflow pages, ~5 ms per refresh)."""
+    from batchd.engine.operations import _LISTED_COLUMNS
+
+    order = [column.name for column in flow_instances.c]
+    listed = {column.name for column in _LISTED_COLUMNS}
+    assert {"instance_id", "status", "created_at"} <= listed
+    assert listed <= set(order[:order.index("definition")]), listed - set(order[:order.index("definition")])
