@@ -5,8 +5,8 @@ Shapes: a chain (each task after the previous one), a fan-out (one root, 999 chi
 floor is the same number of `true` processes spawned by a plain asyncio loop with the same
 parallelism, and (`dag floor`) the same again with each process started only once its upstream
 processes have exited — the best any scheduler of that DAG can do with that parallelism: for a
-chain, one process at a time; for the layered DAG, layer after layer. batchd runs as a real `batchd serve --insecure` on loopback with a fresh SQLite
-home; the time is from the Trigger Flow call to the instance reading SUCCESS (List Flow Instances,
+chain, one process at a time; for the layered DAG, layer after layer. batchd runs as a real
+`batchd serve --insecure` on loopback with a fresh SQLite home; the time is from the Trigger Flow call to the instance reading SUCCESS (List Flow Instances,
 polled every 50 ms). Beside the times, the CPU each side spent per task (user + system of the
 server process from /proc, of the floor's own process; children excluded on both sides): on a
 machine whose speed drifts between runs, a steadier measure of batchd's own work.
