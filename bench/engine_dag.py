@@ -6,10 +6,11 @@ floor is the same number of `true` processes spawned by a plain asyncio loop wit
 parallelism, and (`dag floor`) the same again with each process started only once its upstream
 processes have exited — the best any scheduler of that DAG can do with that parallelism: for a
 chain, one process at a time; for the layered DAG, layer after layer. batchd runs as a real
-`batchd serve --insecure` on loopback with a fresh SQLite home; the time is from the Trigger Flow call to the instance reading SUCCESS (List Flow Instances,
-polled every 50 ms). Beside the times, the CPU each side spent per task (user + system of the
-server process from /proc, of the floor's own process; children excluded on both sides): on a
-machine whose speed drifts between runs, a steadier measure of batchd's own work.
+`batchd serve --insecure` on loopback with a fresh SQLite home; the time is from the Trigger
+Flow call to the instance reading SUCCESS (List Flow Instances, polled every 50 ms). Beside the
+times, the CPU each side spent per task (user + system of the server process from /proc, of the
+floor's own process; children excluded on both sides): on a machine whose speed drifts between
+runs, a steadier measure of batchd's own work.
 
     .venv/bin/python bench/engine_dag.py [--tasks 1000] [--rounds 3] [--parallelism 2]
 """
