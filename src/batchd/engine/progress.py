@@ -73,8 +73,9 @@ class RunGraph:
     parameters: dict[str, str]  # the instance's effective parameters, key -> value
 
     @classmethod
-    def of(cls, definition: FlowDefinition, parameters: str) -> RunGraph:
-        """From the parsed snapshot and the instance's `parameters` column (JSON text)."""
+    def of(cls, definition: FlowDefinition) -> RunGraph:
+        """From the parsed snapshot, with no instance's parameters yet (`DefinitionCache.get`
+        gives each instance the graph with its own)."""
         upstream: dict[str, list[str]] = {}
         downstream: dict[str, list[str]] = {}
         for relation in definition.relations:
@@ -84,12 +85,7 @@ class RunGraph:
                    upstream={name: tuple(names) for name, names in upstream.items()},
                    downstream={name: tuple(names) for name, names in downstream.items()},
                    linked=frozenset(relation.target for relation in definition.link_relations),
-                   parameters=_parameter_values(parameters))
-
-
-def _parameter_values(parameters: str) -> dict[str, str]:
-    """key -> value from an instance's `parameters` column (JSON text)."""
-    return {item["key"]: item["value"] for item in json.loads(parameters)}
+                   parameters={})
 
 
 class DefinitionCache:
@@ -104,7 +100,7 @@ class DefinitionCache:
 
     def __init__(self, limit: int = 512, shapes: int = 64) -> None:
         self._items: dict[str, RunGraph] = {}
-        self._shapes: dict[bytes, RunGraph] = {}  # by snapshot digest, parameters empty
+        self._shapes: dict[bytes, RunGraph] = {}  # by snapshot digest, as `RunGraph.of` makes them
         self._limit = limit
         self._shape_limit = shapes
         self._lock = threading.Lock()
@@ -118,8 +114,8 @@ class DefinitionCache:
             digest = hashlib.blake2b(document.encode("utf-8", "surrogatepass"), digest_size=16).digest()
             shape = self._shapes.get(digest)
             if shape is None:
-                shape = RunGraph.of(from_document(document), "[]")
-            graph = replace(shape, parameters=_parameter_values(parameters))
+                shape = RunGraph.of(from_document(document))
+            graph = replace(shape, parameters={item["key"]: item["value"] for item in json.loads(parameters)})
             with self._lock:
                 _remember(self._shapes, digest, shape, self._shape_limit)
                 found = _remember(self._items, instance_id, graph, self._limit)
