@@ -185,9 +185,12 @@ def test_bootstrap_refuses_a_user_of_another_org(backend: Backend, tmp_path: Pat
 
 
 def test_concurrent_migrations_of_a_fresh_database_both_succeed(backend: Backend, tmp_path: Path) -> None:
-    # A server and `batchd admin` starting at the same time on an empty database.
-    async def both() -> list[tuple[str | None, str]]:
-        first, second = (open_database(settings_for(backend, tmp_path)) for _ in range(2))
+    # A server and `batchd admin` starting at the same time on an empty database. On SQLite both
+    # race to switch the new file to WAL, which lost about one time in eight before the switch
+    # was retried: several fresh databases make that race likely to show.
+    async def both(home: Path) -> list[tuple[str | None, str]]:
+        fresh = Backend("sqlite", f"sqlite+aiosqlite:///{home / 'batchd.db'}") if backend.name == "sqlite" else backend
+        first, second = (open_database(settings_for(fresh, home)) for _ in range(2))
         try:
             await asyncio.gather(first.migrate(), second.migrate())
             return [await first.schema_revision(), await second.schema_revision()]
@@ -195,7 +198,10 @@ def test_concurrent_migrations_of_a_fresh_database_both_succeed(backend: Backend
             await first.dispose()
             await second.dispose()
 
-    assert asyncio.run(both()) == [("0012", "0012"), ("0012", "0012")]
+    for round_no in range(10 if backend.name == "sqlite" else 1):
+        home = tmp_path / str(round_no)
+        home.mkdir()
+        assert asyncio.run(both(home)) == [("0012", "0012"), ("0012", "0012")]
 
 
 def test_a_signature_is_accepted_once_until_it_is_pruned(backend: Backend, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ Where no second engine can reach the same data (an in-memory SQLite), `work` run
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -245,6 +246,25 @@ async def run_once(settings: Settings, work: Callable[[AsyncConnection], Awaitab
         await database.dispose()
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while the database is locked.
+
+    Switching a fresh database needs its exclusive lock. When two connections open it at the same
+    moment (a server and `batchd admin`, two servers) each holds a shared lock and wants the
+    exclusive one, and SQLite answers "database is locked" at once instead of waiting in the busy
+    handler, since waiting could deadlock. One of them gets it on a retry; the other then finds
+    WAL already set."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, adapted or not
+            if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -252,8 +272,8 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         # implicit BEGIN that only starts before data changes.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed data
         cursor.close()
