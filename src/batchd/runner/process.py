@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from batchd.runner import posix_spawn
+
 #: How often a terminating group is checked.
 POLL_SECONDS = 0.02
 #: How long to wait for SIGKILL to take effect before giving up (it cannot be ignored).
@@ -197,8 +199,13 @@ async def start_child(argv: list[str], *, output: BinaryIO, cwd: Path, env: dict
     to `output`; OSError when it cannot start (not found, not executable)."""
     if not hasattr(os, "pidfd_open"):
         return await _start_with_asyncio(argv, output=output, cwd=cwd, env=env)
-    popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, cwd=cwd, env=env,
-                             start_new_session=True)
+    fast = posix_spawn.spawner()
+    popen: posix_spawn.Spawned | subprocess.Popen[bytes]
+    if fast is not None:  # the same child, for less than half the CPU (`posix_spawn`)
+        popen = fast.spawn(argv, output=output.fileno(), cwd=str(cwd), env=env)
+    else:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, cwd=cwd, env=env,
+                                 start_new_session=True)
     try:
         pidfd = os.pidfd_open(popen.pid)
     except OSError:  # a kernel without pidfds (before 5.3): poll for the exit instead
@@ -218,7 +225,7 @@ async def start_child(argv: list[str], *, output: BinaryIO, cwd: Path, env: dict
     return Child(popen.pid, exited)
 
 
-async def _poll_exit(popen: subprocess.Popen[bytes]) -> int:
+async def _poll_exit(popen: posix_spawn.Spawned | subprocess.Popen[bytes]) -> int:
     while (code := popen.poll()) is None:
         await asyncio.sleep(POLL_SECONDS)
     return code
