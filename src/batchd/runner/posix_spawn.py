@@ -1,8 +1,8 @@
 """glibc's `posix_spawnp`, with a working directory, through ctypes: how attempts' children start.
 
 Why not `subprocess.Popen`: for a task that takes a millisecond (`true`), starting it is a
-large part of batchd's own work. Popen spends ~120–165 µs of CPU per child here (building its
-argument and PATH lists in Python, an error pipe, a vfork), `posix_spawnp` ~55 µs
+large part of batchd's own work. Popen spends ~115–160 µs of the parent's CPU per child here
+(building its argument and PATH lists in Python, an error pipe, a vfork), this ~85 µs
 (bench/spawn_cost.py; docs/performance.md, "Engine"). `os.posix_spawnp` would do, but it
 cannot set the child's working directory, and changing the server's own directory around the
 call would race with its threads; glibc has `posix_spawn_file_actions_addchdir_np` (2.29+),
