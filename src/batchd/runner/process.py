@@ -201,7 +201,7 @@ async def start_child(argv: list[str], *, output: BinaryIO, cwd: Path, env: dict
         return await _start_with_asyncio(argv, output=output, cwd=cwd, env=env)
     fast = posix_spawn.spawner()
     popen: posix_spawn.Spawned | subprocess.Popen[bytes]
-    if fast is not None:  # the same child, for less than half the CPU (`posix_spawn`)
+    if fast is not None:  # the same child for ~50 µs less CPU (`batchd.runner.posix_spawn`)
         popen = fast.spawn(argv, output=output.fileno(), cwd=str(cwd), env=env)
     else:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, cwd=cwd, env=env,
