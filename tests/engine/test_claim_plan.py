@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from batchd.config import Settings
 from batchd.engine import progress
 from batchd.store.database import open_database
-from batchd.store.tables import flow_instances
+from batchd.store.tables import flow_instances, task_attempts
 
 
 def plan_of(tmp_path: Path, statement: sa.TextClause | sa.Select, parameters: dict[str, object]) -> str:
@@ -57,7 +57,7 @@ def test_whether_an_instance_has_a_task_left_is_a_seek_not_a_walk_over_its_tasks
 def test_a_success_reads_its_downstream_tasks_by_name(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, progress._tasks_by_name(2).statement,
                    {"instance_id": "1-x", "name_0": "a", "name_1": "b"})
-    assert "ix_task_instances_flow_task_status" in plan
+    assert "USING INDEX ix_task_instances_flow_task (flow_instance_id=? AND task_name=?)" in plan, plan
     assert "SCAN" not in plan
 
 
@@ -99,3 +99,14 @@ def test_a_listed_page_reads_no_instance_column_stored_after_the_snapshot() -> N
     listed = {column.name for column in _LISTED_COLUMNS}
     assert {"instance_id", "status", "created_at"} <= listed
     assert listed <= set(order[:order.index("definition")]), listed - set(order[:order.index("definition")])
+
+
+def test_open_attempts_are_read_from_the_partial_index_of_open_attempts(tmp_path: Path) -> None:
+    """Crash recovery reads every open attempt and the lease renewal one owner's: both from
+    `ix_task_attempts_open`, which holds only attempts not ended, however many ran before."""
+    recovery_plan = plan_of(tmp_path, sa.select(task_attempts).where(task_attempts.c.ended_at.is_(None)), {})
+    assert "USING INDEX ix_task_attempts_open" in recovery_plan, recovery_plan
+    renewal = sa.select(task_attempts.c.attempt).where(task_attempts.c.owner == "host:1:abc",
+                                                       task_attempts.c.ended_at.is_(None))
+    renewal_plan = plan_of(tmp_path, renewal, {})
+    assert "USING INDEX ix_task_attempts_open (owner=?)" in renewal_plan, renewal_plan

@@ -223,10 +223,10 @@ task_instances = sa.Table(
     # Tasks by status; "any task of this instance not done?"; a running instance's READY
     # tasks (migration 0012): seeks on (status, instance) instead of walks over the instance.
     sa.Index("ix_task_instances_status_flow", "status", "flow_instance_id"),
-    # A succeeded task's downstream rows by name (migrations 0006, 0008). Only one index is led
-    # by the instance id: each costs every new instance random page writes (docs/performance.md,
-    # "History").
-    sa.Index("ix_task_instances_flow_task_status", "flow_instance_id", "task_name", "status"),
+    # A succeeded task's downstream rows by name (migrations 0006, 0008, 0013). Only one index is
+    # led by the instance id: each costs every new instance random page writes
+    # (docs/performance.md, "History"). No status in it: status changes must not rewrite it.
+    sa.Index("ix_task_instances_flow_task", "flow_instance_id", "task_name"),
 )
 
 # One attempt of a task instance. `owner_*` and `lease_until` say which batchd process runs it;
@@ -254,5 +254,8 @@ task_attempts = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=True),  # SUCCESS, FAIL, TIMEOUT, WAIT, CANCEL, INTERNAL_ERROR
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("log_path", sa.Text, nullable=False),
-    sa.Index(None, "ended_at"),
+    # Open attempts by owner (crash recovery, lease renewal; migration 0013): partial, so a
+    # closed attempt leaves it and the index stays as small as the work running now.
+    sa.Index("ix_task_attempts_open", "owner",
+             sqlite_where=sa.text("ended_at IS NULL"), postgresql_where=sa.text("ended_at IS NULL")),
 )
