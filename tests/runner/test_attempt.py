@@ -272,6 +272,19 @@ def test_an_unwritable_workdir_is_an_error_not_an_exception(make_spec: MakeSpec,
     assert outcome.error.startswith("cannot prepare the attempt:")
 
 
+def test_a_workdir_that_is_a_file_is_an_error_and_an_existing_one_is_reused(make_spec: MakeSpec,
+                                                                              tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    outcome = run(attempt(make_spec("true", workdir=taken)))
+    assert outcome.exit_code is None and outcome.error is not None
+    assert outcome.error.startswith("cannot prepare the attempt:") and "taken" in outcome.error
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "left-before").write_text("kept")
+    assert run(attempt(make_spec("cat left-before", workdir=again))).exit_code == 0
+
+
 def _without_pidfds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(os, "pidfd_open")
 

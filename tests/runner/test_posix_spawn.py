@@ -134,3 +134,14 @@ def test_attempts_run_the_same_with_either_way_of_starting(
     assert output_of(spec) == f"{spec.workdir.absolute()}\noops\n".encode()
     missing = run(run_attempt(make_spec("no-such-program-x")))
     assert missing.exit_code == 127  # bash ran it after the exec failed, and said so
+
+
+def test_environment_is_this_process_environment_with_the_overrides_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCHD_TEST_KEPT", "kept")
+    monkeypatch.setenv("BATCHD_TEST_REPLACED", "old")
+    monkeypatch.delenv("BATCHD_TEST_ADDED", raising=False)
+    entries = posix_spawn.environment({"BATCHD_TEST_REPLACED": "new", "BATCHD_TEST_ADDED": "ü"})
+    names = [entry.split(b"=", 1)[0] for entry in entries]
+    assert len(names) == len(set(names)), "each variable once"
+    as_dict = dict(entry.decode("utf-8", "surrogateescape").split("=", 1) for entry in entries)
+    assert as_dict == {**os.environ, "BATCHD_TEST_REPLACED": "new", "BATCHD_TEST_ADDED": "ü"}

