@@ -1,7 +1,8 @@
 """batchd killed while an attempt runs (its pid is only stored with the outcome): the restarted
 batchd still finds and ends the orphaned process group, by the task instance id and the owner
-every attempt's processes carry in their environment, before the task is retried — and leaves
-other processes alone, including another batchd's task that has the same instance id."""
+every attempt's processes carry in their environment, before the task is retried. Every other
+process of the dead batchd dies too, attempt row or not (a successor started ahead of its claim,
+`Engine._start_ahead`); another batchd's task that has the same instance id lives on."""
 
 from __future__ import annotations
 
@@ -51,17 +52,18 @@ async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
         # The crashed batchd had started the process but never recorded its pid.
         orphan = sleeper(claim.task_instance_id, crashed.owner)
         # Another batchd on this machine (another home, another database) whose task happens to
-        # have the same instance id, and an unrelated attempt of the crashed one: both live on.
+        # have the same instance id lives on; a process the crashed one started for a task it had
+        # not claimed yet (no attempt row) must die, or it would run beside that task's claim.
         namesake = sleeper(claim.task_instance_id, "elsewhere:1:other")
-        stranger = sleeper("someone-else-123", crashed.owner)
+        unclaimed = sleeper("someone-else-123", crashed.owner)
         try:
             async with database.transaction() as conn:
                 found["declared"] = await recovery.declare_dead_attempts(conn, me, NOW + 1, cache)
             found["orphan_exit"] = await asyncio.to_thread(orphan.wait, 10)
-            found["stranger_running"] = stranger.poll() is None
+            found["unclaimed_exit"] = await asyncio.to_thread(unclaimed.wait, 10)
             found["namesake_running"] = namesake.poll() is None
         finally:
-            for process in (orphan, namesake, stranger):
+            for process in (orphan, namesake, unclaimed):
                 if process.poll() is None:
                     process.kill()
                     process.wait()
@@ -85,7 +87,7 @@ def test_an_orphan_without_a_recorded_pid_is_found_by_its_marker_and_killed(back
     assert found["declared"] == [found["task_instance_id"]]
     assert found["pid_recorded"] is None
     assert found["orphan_exit"] in (-signal.SIGTERM, -signal.SIGKILL)
-    assert found["stranger_running"] is True
+    assert found["unclaimed_exit"] in (-signal.SIGTERM, -signal.SIGKILL)
     assert found["namesake_running"] is True
     assert found["outcome"] == "INTERNAL_ERROR"
     assert (found["task_status"], found["recall_num"]) == (Status.WAIT, 1)  # retried per retryLimit 1

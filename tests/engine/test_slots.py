@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from servicekit import Backend, bootstrap_root, flow_status_once_done
 
 from batchd.api.context import Caller
@@ -24,9 +25,11 @@ from batchd.store.database import open_database
 
 
 class Counting:
-    """Runs nothing (a few random milliseconds each); remembers the most attempts at once."""
+    """Runs nothing (a few random milliseconds each); remembers the most attempts at once.
+    `runs_here`: whether the engine may start a successor ahead of its claim (`Executor`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, runs_here: bool = False) -> None:
+        self.runs_here = runs_here
         self.now = self.most = 0
         self.ran: list[str] = []
         self.random = random.Random(7)
@@ -61,19 +64,23 @@ class SlowWrites:
         return await self._database.run_write(work, short=short)
 
 
-async def scenario(settings: Settings) -> tuple[int, int, int, int]:
+async def scenario(settings: Settings, runs_here: bool) -> tuple[int, int, int, int]:
+    """A fan-out of 20 branches, each a chain of two tasks (so that, where the executor allows
+    it, each branch's second task starts ahead of its claim in the slot its first one frees)."""
     database = open_database(settings)
     await database.migrate()
     caller = Caller(org_id="o-slots", user_id="u-slots", user_name="tester")
-    names = [f"t{i}" for i in range(40)]
+    firsts, seconds = [f"t{i}" for i in range(1, 21)], [f"u{i}" for i in range(1, 21)]
+    names = ["t0", *firsts, *seconds]
     async with database.transaction() as conn:
         root = await bootstrap_root(conn, caller)
         flow_id = (await flows.import_flow(conn, caller, {"flowName": "wide", "dirId": root, "flowJson": {
             "type": 0, "cycle": "D", "cron": "",
             "tasks": [{"name": n, "type": "COMMAND", "cmd": "true"} for n in names],
-            "relations": [{"sourceTaskName": "t0", "targetTaskName": n, "rerun": True} for n in names[1:]]}}))["flowId"]
+            "relations": [{"sourceTaskName": "t0", "targetTaskName": n, "rerun": True} for n in firsts]
+            + [{"sourceTaskName": a, "targetTaskName": b, "rerun": True} for a, b in zip(firsts, seconds)]}}))["flowId"]
         instance_id = await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
-    executor = Counting()
+    executor = Counting(runs_here)
     engine = Engine(SlowWrites(database), settings, executor, slots=3)  # type: ignore[arg-type]
     await engine.start()
     try:
@@ -86,9 +93,10 @@ async def scenario(settings: Settings) -> tuple[int, int, int, int]:
     return executor.most, len(executor.ran), len(set(executor.ran)), status
 
 
-def test_never_more_attempts_at_once_than_slots(backend: Backend, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runs_here", [False, True], ids=["claims only", "successors started ahead"])
+def test_never_more_attempts_at_once_than_slots(backend: Backend, tmp_path: Path, runs_here: bool) -> None:
     settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
-    most, ran, distinct, status = asyncio.run(scenario(settings))
+    most, ran, distinct, status = asyncio.run(scenario(settings, runs_here))
     assert status == Status.SUCCESS
-    assert ran == distinct == 40  # every task once
+    assert ran == distinct == 41  # every task once
     assert most == 3  # the slots were used, never exceeded

@@ -367,7 +367,7 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
 def _tasks_by_name(count: int) -> Prepared:
     return Prepared(
         sa.select(task_instances.c.instance_id, task_instances.c.task_name, task_instances.c.status,
-                  task_instances.c.not_before)
+                  task_instances.c.not_before, task_instances.c.run_num)
         .where(task_instances.c.flow_instance_id == sa.bindparam("instance_id"),
                _in_list(task_instances.c.task_name, "name", count)))
 
@@ -428,6 +428,22 @@ class Owner:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Successor:
+    """The one task a claimed task unlocks by itself: its only downstream task, whose only
+    upstream task it is, found INIT (never run, no retry pending) when the claim was made.
+
+    When the claimed task succeeds, this process starts the successor's attempt at once, in the
+    slot just freed, and claims it in the transaction that records the success
+    (`claim_started`): a chain's next task then runs while that transaction commits, instead of
+    after it. Nobody else can claim the successor first: it becomes READY only in that
+    transaction, and is claimed in it."""
+
+    task_instance_id: str
+    task: TaskDefinition
+    attempt: int  # the attempt it starts as: its run_num + 1 when found
+
+
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """A task instance this process now runs, with everything needed to build its AttemptSpec."""
 
@@ -440,6 +456,32 @@ class Claim:
     cal_dt: str
     parameters: dict[str, str]
     log_path: Path
+    successor: Successor | None = None
+
+    def ahead(self, log_path_of: Callable[[str, str], Path]) -> Claim | None:
+        """The claim of `successor`, to start before it is made (`Successor`); None without one."""
+        successor = self.successor
+        if successor is None:
+            return None
+        return replace(self, task_instance_id=successor.task_instance_id, attempt=successor.attempt,
+                       task=successor.task, log_path=log_path_of(self.flow_instance_id, successor.task_instance_id),
+                       successor=None)
+
+
+def _successor(conn: sa.Connection, graph: RunGraph, flow_instance_id: str, task_name: str) -> Successor | None:
+    """`task_name`'s `Successor` in its instance, or None: it has several downstream tasks (the
+    slot it frees could serve only one, and which one is the claim's to decide by priority),
+    the one it has waits for other tasks or a cross-workflow reference, or is not INIT."""
+    downstream = graph.downstream.get(task_name, ())
+    if len(downstream) != 1:
+        return None
+    (name,) = downstream
+    if graph.upstream.get(name) != (task_name,) or name in graph.linked:
+        return None
+    row = _tasks_by_name(1).execute(conn, {"instance_id": flow_instance_id, "name_0": name}).first()
+    if row is None or row.status != Status.INIT or row.not_before is not None:
+        return None
+    return Successor(task_instance_id=row.instance_id, task=graph.tasks[name], attempt=row.run_num + 1)
 
 
 def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_ms: int,
@@ -457,24 +499,46 @@ def claim_ready(conn: sa.Connection, owner: Owner, limit: int, now: int, lease_m
     claims: list[Claim] = []
     for _, row, task, graph in ranked[:limit]:
         claimed = _CLAIM.execute(conn, {
-            "_id": row.instance_id, "_from": int(Status.READY),
-            "_status": int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING), "_now": now,
+            "_id": row.instance_id, "_from": int(Status.READY), "_status": _CLAIMED, "_now": now,
         }).first()
         if claimed is None:
             continue  # another process claimed it first
         attempt = claimed.run_num
         log_path = log_path_of(row.flow_instance_id, row.instance_id)
-        _NEW_ATTEMPT.execute(conn, {
-            "task_instance_id": row.instance_id, "attempt": attempt, "owner": owner.owner, "owner_host": owner.host,
-            "owner_pid": owner.pid, "lease_until": now + lease_ms, "started_at": now, "log_path": str(log_path),
-        })
+        _new_attempt(conn, owner, row.instance_id, attempt, now, lease_ms, log_path)
         claims.append(Claim(
             task_instance_id=row.instance_id, flow_instance_id=row.flow_instance_id, attempt=attempt, task=task,
             flow=graph.definition, trigger_time_ms=row.trigger_time, cal_dt=row.cal_dt,
-            parameters=graph.parameters,
-            log_path=log_path,
+            parameters=graph.parameters, log_path=log_path,
+            successor=_successor(conn, graph, row.flow_instance_id, task.name),
         ))
     return claims
+
+
+def claim_started(conn: sa.Connection, owner: Owner, started: Claim, now: int, lease_ms: int,
+                  cache: DefinitionCache) -> Claim | None:
+    """Claim a `Successor` whose attempt already runs (`Claim.ahead`), after the outcome that
+    unlocks it was recorded in this transaction: the claim as made (with its own successor), or
+    None when the task is not READY as its attempt number expects (the flow was cancelled or
+    failed meanwhile, the outcome was stale): then it was never ours, and its process must be
+    killed before anything else runs it."""
+    claimed = _CLAIM_AS.execute(conn, {
+        "_id": started.task_instance_id, "_from": int(Status.READY), "_status": _CLAIMED, "_now": now,
+        "_run_num": started.attempt - 1,
+    }).first()
+    if claimed is None:
+        return None
+    _new_attempt(conn, owner, started.task_instance_id, started.attempt, now, lease_ms, started.log_path)
+    graph = _load_graph(conn, cache, started.flow_instance_id)
+    return replace(started, successor=_successor(conn, graph, started.flow_instance_id, started.task.name))
+
+
+def _new_attempt(conn: sa.Connection, owner: Owner, task_instance_id: str, attempt: int, now: int, lease_ms: int,
+                 log_path: Path) -> None:
+    _NEW_ATTEMPT.execute(conn, {
+        "task_instance_id": task_instance_id, "attempt": attempt, "owner": owner.owner, "owner_host": owner.host,
+        "owner_pid": owner.pid, "lease_until": now + lease_ms, "started_at": now, "log_path": str(log_path),
+    })
 
 
 #: READY tasks of RUNNING instances, oldest trigger first. Written as CROSS JOIN with the join
@@ -492,6 +556,15 @@ _READY_TASKS = Prepared(sa.text(
 _CLAIM = Prepared(
     sa.update(task_instances)
     .where(task_instances.c.instance_id == sa.bindparam("_id"), task_instances.c.status == sa.bindparam("_from"))
+    .values(status=sa.bindparam("_status"), run_num=task_instances.c.run_num + 1, not_before=None,
+            start_time=sa.func.coalesce(task_instances.c.start_time, sa.bindparam("_now")), end_time=None)
+    .returning(task_instances.c.run_num))
+_CLAIMED = int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING)
+#: `_CLAIM` only if the attempt about to be counted is the one already started.
+_CLAIM_AS = Prepared(
+    sa.update(task_instances)
+    .where(task_instances.c.instance_id == sa.bindparam("_id"), task_instances.c.status == sa.bindparam("_from"),
+           task_instances.c.run_num == sa.bindparam("_run_num"))
     .values(status=sa.bindparam("_status"), run_num=task_instances.c.run_num + 1, not_before=None,
             start_time=sa.func.coalesce(task_instances.c.start_time, sa.bindparam("_now")), end_time=None)
     .returning(task_instances.c.run_num))

@@ -13,6 +13,13 @@ log, and the attempt is recorded as
 INTERNAL_ERROR, which retries the task per `retryLimit` (or ends it INTERNAL_ERROR and fails
 the flow). Flow instances that were accepted but never started need nothing: they are rows, and
 the scheduling pass admits them.
+
+Before those, every process on this machine that carries a dead batchd's owner marker is
+killed, attempt row or not: a batchd starts a chain's next task just before the transaction
+that claims it commits (`Engine._start_ahead`), so a crash in between leaves a process whose
+claim never happened, and whose task would otherwise run a second time beside it once its
+upstream task is retried. The owner marker holds a random part, so only that batchd's children
+carry it.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ async def declare_dead_attempts(conn: AsyncConnection, me: Owner, now: int, cach
     """Declare every dead attempt dead (see the module doc); the task instance ids concerned."""
     rows = (await conn.execute(sa.select(task_attempts).where(task_attempts.c.ended_at.is_(None)))).all()
     dead = [row for row in rows if _is_dead(row, me, now)]
+    for owner in sorted({row.owner for row in dead if row.owner_host == me.host}):
+        for pgid in marked_groups(None, owner=owner) - {os.getpgrp()}:
+            await kill_process_group(pgid, grace_seconds=0)
     for row in dead:
         if row.owner_host == me.host:
             # Only a group whose processes carry this task instance's marker is killed (pids are

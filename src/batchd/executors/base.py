@@ -21,6 +21,11 @@ class Executor(Protocol):
       executor stopped), sets the `cancel` event of every pending submission so running groups
       are killed and queued ones never start, and returns when all of them have returned.
       A caller tells a shutdown from its own cancel by knowing whether it set the event.
+
+    An executor whose attempts run as processes of this machine, carrying the environment
+    the engine gives them, says so with a true class attribute `runs_here`: only then may the
+    engine start an attempt before its claim commits (`Engine._start_ahead`), since only then
+    can crash recovery find and kill it by its owner marker.
     """
 
     async def start(self) -> None: ...

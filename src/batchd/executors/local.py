@@ -21,6 +21,9 @@ STOPPED = "executor stopped before the attempt started"
 class LocalExecutor:
     """Bounded local pool; see `batchd.executors.base.Executor` for the contract."""
 
+    #: Attempts run as children of this process, on this machine (`Executor`'s docstring).
+    runs_here = True
+
     def __init__(self, parallelism: int | None = None) -> None:
         parallelism = parallelism if parallelism is not None else (os.cpu_count() or 1)
         if parallelism < 1:

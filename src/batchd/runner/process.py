@@ -114,9 +114,11 @@ async def terminate_group(pgid: int, grace_seconds: float) -> None:
         await _gone_within(pgid, AFTER_KILL_SECONDS)
 
 
-def marked_groups(task_instance_id: str, *, owner: str) -> set[int]:
+def marked_groups(task_instance_id: str | None, *, owner: str) -> set[int]:
     """Process groups on this machine with a live process carrying `task_instance_id`'s marker
-    and `owner` (the batchd process that started it, `OWNER_MARKER`).
+    and `owner` (the batchd process that started it, `OWNER_MARKER`); with `task_instance_id`
+    None, every group carrying `owner`'s marker (a dead batchd's processes, attempts it started
+    ahead of their claim included).
 
     Crash recovery uses it for an attempt whose batchd died while it ran: the engine stores an
     attempt's pid only with its outcome (a write per start would cost every task a transaction),
@@ -129,7 +131,8 @@ def marked_groups(task_instance_id: str, *, owner: str) -> set[int]:
         names = os.listdir("/proc")
     except OSError:
         return set()
-    wanted = (f"{MARKER}={task_instance_id}".encode(), f"{OWNER_MARKER}={owner}".encode())
+    wanted = (f"{OWNER_MARKER}={owner}".encode(),) + (
+        () if task_instance_id is None else (f"{MARKER}={task_instance_id}".encode(),))
     groups = set()
     for name in names:
         if name.isdigit() and all(variable in _environment(int(name)) for variable in wanted):
