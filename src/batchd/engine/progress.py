@@ -30,7 +30,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,6 +71,19 @@ class RunGraph:
     downstream: dict[str, tuple[str, ...]]
     linked: frozenset[str]  # tasks that are the target of a cross-workflow reference
     parameters: dict[str, str]  # the instance's effective parameters, key -> value
+    # `feeders_of`'s answers, filled as asked; shared by the instances of one snapshot
+    feeders: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def feeders_of(self, task_name: str) -> tuple[str, ...]:
+        """The other upstream tasks of `task_name`'s downstream tasks (sorted): while one of them
+        is not done, its downstream tasks cannot start. In a 10-wide layered DAG, the rest of
+        the task's layer."""
+        found = self.feeders.get(task_name)
+        if found is None:
+            found = self.feeders[task_name] = tuple(sorted(
+                {name for target in self.downstream.get(task_name, ()) for name in self.upstream.get(target, ())}
+                - {task_name}))
+        return found
 
     @classmethod
     def of(cls, definition: FlowDefinition) -> RunGraph:
@@ -349,16 +362,27 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
         return None
     downstream = graph.downstream.get(task_name, ())
     if downstream:
-        names = {*downstream, *(name for target in downstream for name in graph.upstream.get(target, ()))}
-        rows = _tasks_by_name(len(names)).execute(conn, {"instance_id": instance_id, **_numbered("name", sorted(names))}).rows
+        # First the downstream tasks' other upstream tasks: in a fan-in, usually one of them is
+        # still to run, and then neither a downstream row nor "any task left?" need be read.
+        feeders = graph.feeders_of(task_name)
+        waiting: set[str] = set()
+        if feeders:
+            waiting = {row.task_name for row in _tasks_by_name(len(feeders)).execute(
+                conn, {"instance_id": instance_id, **_numbered("name", feeders)}).rows
+                if row.status not in DONE_FOR_DOWNSTREAM}
+        candidates = [target for target in downstream
+                      if not waiting.intersection(graph.upstream.get(target, ()))] if waiting else list(downstream)
+        if not candidates:
+            return None  # a task is still to run (a feeder): the instance is not done
+        rows = _tasks_by_name(len(candidates)).execute(
+            conn, {"instance_id": instance_id, **_numbered("name", sorted(candidates))}).rows
         by_name = {row.task_name: row for row in rows}
-        offered = [row for row in (by_name.get(target) for target in downstream)
-                   if row is not None and row.status in (Status.INIT, Status.WAIT)
-                   and _upstream_done(graph, row.task_name, by_name)]
+        offered = [row for row in (by_name.get(target) for target in candidates)
+                   if row is not None and row.status in (Status.INIT, Status.WAIT)]
         if offered:
             _offer(conn, graph, offered, cal_dt, now)
-        if offered or any(by_name[name].status not in DONE_FOR_DOWNSTREAM for name in downstream if name in by_name):
-            return None  # a downstream task is still to run: the instance is not done
+        if offered or waiting or any(row.status not in DONE_FOR_DOWNSTREAM for row in rows):
+            return None  # a task is still to run: the instance is not done
     left = _ANY_TASK_LEFT.execute(conn, {"instance_id": instance_id}).first()
     return None if left is not None else _finish_flow(conn, instance_id, now)
 
