@@ -40,12 +40,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Runs `batchd` (its arguments follow) with the claim of a successor started ahead frozen: the
+#: server writes the file named by BATCHD_TEST_FROZEN and stops in that transaction for good,
+#: after the successor's process started and before anything was committed — the window a
+#: `kill -9` must survive (`Engine._start_ahead`).
+FROZEN_CLAIM = """
+import os, sys, time
+from batchd.engine import progress
+def frozen(*args, **kwargs):
+    with open(os.environ["BATCHD_TEST_FROZEN"], "w") as mark:
+        mark.write("frozen")
+    time.sleep(600)
+progress.claim_started = frozen
+from batchd.cli import main
+sys.argv = ["batchd", *sys.argv[1:]]
+main()
+"""
+
+
 @contextmanager
-def server(home: Path, database_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def server(home: Path, database_url: str, port: int, *, frozen: Path | None = None
+           ) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "BATCHD_DATABASE_URL": database_url, "BATCHD_TIMEZONE": "UTC", "BATCHD_PARALLELISM": "4"}
+    start = [sys.executable, "-m", "batchd"]
+    if frozen is not None:
+        env["BATCHD_TEST_FROZEN"] = str(frozen)
+        start = [sys.executable, "-c", FROZEN_CLAIM]
     process = subprocess.Popen(
-        [sys.executable, "-m", "batchd", "serve", "--insecure", "--host", "127.0.0.1", "--port", str(port),
-         "--home", str(home)],
+        [*start, "serve", "--insecure", "--host", "127.0.0.1", "--port", str(port), "--home", str(home)],
         env=env, stdout=subprocess.DEVNULL, stderr=open(home / f"server-{port}.err", "wb"),  # noqa: SIM115
     )
     try:
@@ -75,6 +97,12 @@ def ticking(marker: Path) -> str:
     # Only a first attempt ticks `${ticks}` times; a retry ticks SHORT times.
     return (f'n=${{ticks}}; [ "$BATCHD_ATTEMPT" = 1 ] || n={SHORT}; for i in $(seq $n); do echo "$BATCHD_TASK_INSTANCE_ID $$ $(date +%s.%N)" >> {marker}; '
             f'echo tick $i; sleep 0.1; done')
+
+
+def once_long(marker: Path, ran: Path) -> str:
+    # The first process to run it ticks LONG times, any later one SHORT times.
+    return (f'n={SHORT}; [ -e {ran} ] || {{ n={LONG}; touch {ran}; }}; for i in $(seq $n); do '
+            f'echo "$BATCHD_TASK_INSTANCE_ID $$ $(date +%s.%N)" >> {marker}; echo tick $i; sleep 0.1; done')
 
 
 def test_kill_9_mid_run_then_restart(backend: Backend, tmp_path: Path) -> None:
@@ -141,6 +169,68 @@ def test_kill_9_mid_run_then_restart(backend: Backend, tmp_path: Path) -> None:
     spans = sorted((min(t), max(t)) for by_pid in ticks.values() for t in by_pid.values())
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert end < start, "two instances of one workflow ran at the same time"
+
+
+def test_kill_9_after_a_successor_started_ahead_of_its_claim(backend: Backend, tmp_path: Path) -> None:
+    """The crash lands after the chain's second task started (ahead of its claim) and before the
+    transaction recording the first task's success committed: the database knows nothing of the
+    second task's process. The restarted server must kill that orphan (by the dead server's
+    owner marker) before the first task's retry lets the second task run again."""
+    home = tmp_path / "home"
+    home.mkdir()
+    marker, frozen = tmp_path / "ticks.txt", tmp_path / "frozen"
+    settings = Settings.load(home=home, database_url=backend.database_url, environ={})
+    creds = run_in_transaction(settings, lambda conn: identity.bootstrap(
+        conn, org_id="o-ahead", user_id="u-ahead", user_name="tester"))
+    port = free_port()
+    client = EnosClient(f"http://127.0.0.1:{port}", creds.access_key, creds.secret_key, creds.org_id, creds.user_id)
+
+    with server(home, backend.database_url, port, frozen=frozen) as first:
+        root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
+        flow = {"type": 0, "cycle": "D", "cron": "", "owners": "", "visitors": "",
+                "tasks": [{"name": "a", "type": "COMMAND", "cmd": "true", "retryLimit": 1},
+                          {"name": "b", "type": "COMMAND", "cmd": once_long(marker, tmp_path / "b-ran")},
+                          {"name": "c", "type": "COMMAND", "cmd": "echo done"}],
+                "relations": [{"sourceTaskName": "a", "targetTaskName": "b", "rerun": True},
+                              {"sourceTaskName": "b", "targetTaskName": "c", "rerun": True}]}
+        flow_id = call(client, "POST", "flows", "import",
+                       body={"flowName": "ahead", "dirId": root, "flowJson": flow})["flowId"]
+        graph = json.loads(call(client, "GET", "flows", "get", query={"flowId": flow_id})["graph"])
+        task_ids = {t["taskName"]: t["taskId"] for t in graph["tasks"]}
+        instance_id = call(client, "POST", "flows", "trigger", body={"flowId": flow_id})["flowInstanceId"]
+        deadline = time.monotonic() + 20
+        while not frozen.exists() or not marker.exists() or len(marker.read_text().splitlines()) < 3:
+            assert time.monotonic() < deadline, "the second task was not started ahead of its claim"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    (orphan_pid,) = {line.split()[1] for line in marker.read_text().splitlines()}
+    ticks_at_kill = len(marker.read_text().splitlines())
+
+    with server(home, backend.database_url, port):
+        deadline = time.monotonic() + 60
+        while (found := call(client, "GET", "flowInstances", "get", query={"flowInstId": instance_id}))[
+                "statusDesc"] != "SUCCESS":
+            assert found["statusDesc"] in ("INIT", "WAIT", "RUNNING"), found
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+        suffix = instance_id.split("-", 1)[1]
+        tasks = {name: call(client, "GET", "taskInstances", "get", query={"taskInstId": f"{task_id}-{suffix}"})
+                 for name, task_id in task_ids.items()}
+    # The first task's success was never committed: its attempt died with batchd and was retried;
+    # the second task's process of the crashed server has no attempt, and its one attempt ran after.
+    assert (tasks["a"]["stsDesc"], tasks["a"]["runNum"], tasks["a"]["recallNum"]) == ("SUCCESS", 2, 1)
+    assert (tasks["b"]["stsDesc"], tasks["b"]["runNum"]) == ("SUCCESS", 1)
+    by_pid: dict[str, list[float]] = {}
+    for line in marker.read_text().splitlines():
+        _, pid, moment = line.split()
+        by_pid.setdefault(pid, []).append(float(moment))
+    assert set(by_pid) - {orphan_pid}, "the second task never ran for real after the restart"
+    orphan = by_pid.pop(orphan_pid)
+    assert ticks_at_kill <= len(orphan) < LONG, "the orphan started ahead of its claim was not killed"
+    (real,) = by_pid.values()
+    assert max(orphan) < min(real), "the orphan and the second task's real attempt ran at the same time"
+    assert len(real) == SHORT
 
 
 if __name__ == "__main__":  # pragma: no cover
