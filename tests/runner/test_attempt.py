@@ -13,6 +13,7 @@ from runnerkit import MakeSpec, assert_group_gone, output_of, run
 
 from batchd.runner import AttemptOutcome, AttemptSpec, run_attempt
 from batchd.runner.attempt import direct_argv
+from batchd.runner.records import CancelEvent
 
 
 async def attempt(spec: AttemptSpec, **kwargs: object) -> AttemptOutcome:
@@ -96,12 +97,17 @@ def test_processes_left_behind_by_a_finished_task_are_ended(make_spec: MakeSpec)
     assert_group_gone(outcome.pid)
 
 
-def test_cancel_kills_the_group_and_says_so(make_spec: MakeSpec) -> None:
+# The engine passes a CancelEvent (waited for without a task of its own); any asyncio.Event works.
+CANCEL_KINDS = pytest.mark.parametrize("event", [asyncio.Event, CancelEvent], ids=["Event", "CancelEvent"])
+
+
+@CANCEL_KINDS
+def test_cancel_kills_the_group_and_says_so(make_spec: MakeSpec, event: type[asyncio.Event]) -> None:
     spec = make_spec("sleep 100 & sleep 100")
     pids: list[int] = []
 
     async def scenario() -> AttemptOutcome:
-        cancel = asyncio.Event()
+        cancel = event()
 
         async def started(pid: int) -> None:
             pids.append(pid)
@@ -118,11 +124,12 @@ def test_cancel_kills_the_group_and_says_so(make_spec: MakeSpec) -> None:
     assert output_of(spec).endswith(b"[batchd] cancelled; ending process group %d\n" % outcome.pid)
 
 
-def test_cancel_set_before_start_starts_nothing(make_spec: MakeSpec) -> None:
+@CANCEL_KINDS
+def test_cancel_set_before_start_starts_nothing(make_spec: MakeSpec, event: type[asyncio.Event]) -> None:
     spec = make_spec("echo never")
 
     async def scenario() -> AttemptOutcome:
-        cancel = asyncio.Event()
+        cancel = event()
         cancel.set()
         return await run_attempt(spec, cancel=cancel)
 
@@ -308,3 +315,18 @@ def test_exit_codes_and_timeouts_without_pidfds(
     outcome = run(attempt(spec))
     assert outcome.timed_out and outcome.exit_code == -15
     assert_group_gone(outcome.pid)
+
+
+def test_a_cancel_event_serves_attempts_that_end_by_themselves_and_one_cancelled_after(make_spec: MakeSpec) -> None:
+    """One CancelEvent waited for by several attempts in turn (its future is shared, so an
+    attempt that ends normally must leave it usable), then set: the next attempt is killed."""
+    async def scenario() -> list[AttemptOutcome]:
+        cancel = CancelEvent()
+        outcomes = [await run_attempt(make_spec("true", attempt=n), cancel=cancel) for n in (1, 2)]
+        asyncio.get_running_loop().call_later(0.2, cancel.set)
+        outcomes.append(await run_attempt(make_spec("sleep 100", attempt=3), cancel=cancel))
+        return outcomes
+
+    first, second, third = run(scenario())
+    assert (first.exit_code, first.cancelled, second.exit_code, second.cancelled) == (0, False, 0, False)
+    assert third.cancelled and third.exit_code == -15

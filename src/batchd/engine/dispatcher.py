@@ -48,7 +48,7 @@ from batchd.engine.status import Status
 from batchd.executors.base import Executor
 from batchd.runner.header import attempt_header
 from batchd.runner.process import OWNER_MARKER
-from batchd.runner.records import AttemptOutcome, AttemptSpec
+from batchd.runner.records import AttemptOutcome, AttemptSpec, CancelEvent
 from batchd.runner.variables import substitute
 from batchd.runner.verdict import Verdict, classify
 from batchd.store.database import Database, after_commit
@@ -201,7 +201,7 @@ class Engine:
 
     def _start(self, claims: list[Claim]) -> None:
         for claim in claims:
-            cancel = asyncio.Event()
+            cancel = CancelEvent()
             task = asyncio.create_task(self._run(claim, cancel), name=f"attempt-{claim.task_instance_id}")
             self._running[claim.task_instance_id] = (claim.attempt, cancel, task)
 
@@ -288,7 +288,7 @@ class Engine:
         started = claim.ahead(self._log_path)
         if started is None:
             return None
-        cancel = asyncio.Event()
+        cancel = CancelEvent()
         claimed: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(started, cancel, claimed), name=f"attempt-{started.task_instance_id}")
         self._running[started.task_instance_id] = (started.attempt, cancel, task)

@@ -13,6 +13,7 @@ from collections import Counter
 
 from batchd.clock import now_ms
 from batchd.runner import AttemptOutcome, AttemptSpec, run_attempt
+from batchd.runner.records import CancelEvent
 from batchd.runner.plugins import OnStarted
 
 STOPPED = "executor stopped before the attempt started"
@@ -52,7 +53,7 @@ class LocalExecutor:
             raise RuntimeError("LocalExecutor.submit() called before start()")
         if self._stopping:
             return _not_started(STOPPED)
-        cancel = cancel if cancel is not None else asyncio.Event()
+        cancel = cancel if cancel is not None else CancelEvent()
         self._pending[cancel] += 1
         self._drained.clear()
         try:

@@ -41,7 +41,7 @@ from batchd.clock import now_ms
 from batchd.runner import plugins
 from batchd.runner.plugins import OnStarted
 from batchd.runner.process import MARKER, Child, group_alive, start_child, terminate_group
-from batchd.runner.records import PYTHON_KIND, SHELL_KINDS, AttemptOutcome, AttemptSpec
+from batchd.runner.records import PYTHON_KIND, SHELL_KINDS, AttemptOutcome, AttemptSpec, CancelEvent
 
 SHELL_SCRIPT = "_batchd_command.sh"
 PYTHON_SCRIPT = "_batchd_task.py"
@@ -162,13 +162,15 @@ async def _wait_for_end(
     if cancel is None:
         done, _ = await asyncio.wait({waiter}, timeout=timeout)
         return "done" if done else "timeout"
-    cancelled = asyncio.ensure_future(cancel.wait())
+    shared = isinstance(cancel, CancelEvent)  # its future is shared: never cancelled here
+    cancelled = cancel.when_set() if shared else asyncio.ensure_future(cancel.wait())
     try:
         done, _ = await asyncio.wait(
             {waiter, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
     finally:
-        cancelled.cancel()
+        if not shared:
+            cancelled.cancel()
     if waiter in done:
         return "done"
     return "cancel" if cancelled in done else "timeout"

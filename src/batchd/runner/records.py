@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,3 +64,32 @@ class AttemptOutcome:
     started_ms: int
     ended_ms: int
     pid: int | None = None
+
+
+class CancelEvent(asyncio.Event):
+    """The `cancel` of one attempt: an `asyncio.Event` that can also be waited for as a plain
+    future (`when_set`).
+
+    An attempt waits for its process's end, its timeout and its cancel at once. With a bare
+    Event that takes a task running `cancel.wait()` per attempt, created and then cancelled
+    again for every attempt that simply ended: ~20 µs of the event loop per task, which for a
+    task that takes a millisecond is worth saving. `run_attempt` accepts either kind.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._when_set: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        super().set()
+        if self._when_set is not None and not self._when_set.done():
+            self._when_set.set_result(None)
+
+    def when_set(self) -> asyncio.Future[None]:
+        """A future done once the event is set (at once if it is); the same one every call, so
+        it must not be cancelled by whoever waits for it."""
+        if self._when_set is None:
+            self._when_set = asyncio.get_running_loop().create_future()
+            if self.is_set():
+                self._when_set.set_result(None)
+        return self._when_set
