@@ -125,3 +125,33 @@ def test_a_successor_whose_claim_is_refused_is_killed_and_leaves_no_attempt(
     assert tasks["third"].status == Status.CANCEL and found["logs"]["third"] is None
     # the second task's process was started, then killed at once (not after its 30 s)
     assert "cancelled; ending process group" in found["logs"]["second"]
+
+
+def test_a_failed_transaction_kills_the_successor_started_ahead_and_a_later_claim_runs_it(
+        backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transaction recording the first task's success fails once (a database error): it is
+    rolled back, so the second task, already started, was never claimed — it is killed, the
+    outcome is recorded again, and the second task then runs through an ordinary claim."""
+    original = progress.claim_started
+    failures: list[str] = []
+
+    def fails_once(*args: Any) -> Any:
+        if not failures:
+            failures.append("failed")
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("disk I/O error"))
+        return original(*args)
+
+    monkeypatch.setattr(progress, "claim_started", fails_once)
+    ran = tmp_path / "second-ran"
+    second = f"if [ -e {ran} ]; then echo again; else touch {ran}; sleep 30; fi"
+    settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
+    found = asyncio.run(run_chain(settings, {"first": "true", "second": second},
+                                  until={Status.SUCCESS, Status.FAIL}))
+
+    assert failures == ["failed"] and found["status"] == Status.SUCCESS
+    tasks = found["tasks"]
+    assert sorted((a.task_instance_id, a.attempt, a.outcome) for a in found["attempts"]) == sorted(
+        [(tasks["first"].instance_id, 1, "SUCCESS"), (tasks["second"].instance_id, 1, "SUCCESS")])
+    log = found["logs"]["second"]
+    killed, _, then = log.partition("[batchd] cancelled; ending process group")
+    assert killed and then.rstrip().endswith("again"), log

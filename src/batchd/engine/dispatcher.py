@@ -338,24 +338,30 @@ class Engine:
                                                                      self.cache)
             return recorded, made, [] if stopping else self._claim(conn, free)
 
-        if ahead is not None:
-            await asyncio.sleep(0)  # the successor's task starts its process now, before the transaction
-        for attempt in range(RECORD_TRIES):
-            try:
-                async with self._writes:  # as in `_turn`: count, claim and start under the lock
-                    free = self.slots - len(self._running) + 1
-                    stopping = self._stopping
-                    recorded, made, claims = await self.database.run_write(record_and_claim, short=True)
-                    self._settle(ahead, made)
-                    self._running.pop(claim.task_instance_id, None)
-                    self._start(claims)
-                return recorded.task is not Status.SUCCESS or recorded.flow is not None
-            except Exception:  # noqa: BLE001 - retried; the lease keeps the attempt ours meanwhile
-                log.exception("recording %s/%d failed (try %d)", claim.task_instance_id, claim.attempt, attempt + 1)
-                self._settle(ahead, None)  # rolled back: the successor is not ours; a later claim runs it
-                ahead = None
-                await asyncio.sleep(0.2 * 2**attempt)
-        return True
+        try:
+            if ahead is not None:
+                await asyncio.sleep(0)  # the successor's task starts its process now, before the transaction
+            for attempt in range(RECORD_TRIES):
+                try:
+                    async with self._writes:  # as in `_turn`: count, claim and start under the lock
+                        free = self.slots - len(self._running) + 1
+                        stopping = self._stopping
+                        recorded, made, claims = await self.database.run_write(record_and_claim, short=True)
+                        self._settle(ahead, made)
+                        self._running.pop(claim.task_instance_id, None)
+                        self._start(claims)
+                    return recorded.task is not Status.SUCCESS or recorded.flow is not None
+                except Exception:  # noqa: BLE001 - retried; the lease keeps the attempt ours meanwhile
+                    log.exception("recording %s/%d failed (try %d)", claim.task_instance_id, claim.attempt,
+                                  attempt + 1)
+                    self._settle(ahead, None)  # rolled back: the successor is not ours; a later claim runs it
+                    ahead = None
+                    await asyncio.sleep(0.2 * 2**attempt)
+            return True
+        finally:
+            # Never leave a successor waiting to hear about its claim (this task cancelled at
+            # shutdown): it is killed, and a stop does not wait for it for ever.
+            self._settle(ahead, None)
 
 
 @dataclass(frozen=True)
