@@ -101,6 +101,7 @@ class Engine:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[str, tuple[int, asyncio.Event, asyncio.Task[None]]] = {}
+        self._paths: dict[str, tuple[Path, Path]] = {}  # `_folders`
         self._unclaimed: set[str] = set()  # attempts started ahead of their claim's commit (`_start_ahead`)
         # Only where the attempt's processes run on this machine may one start before its claim
         # commits: after a crash, recovery finds them by their owner marker and kills them.
@@ -234,7 +235,18 @@ class Engine:
     # --- one attempt --------------------------------------------------------------------------
 
     def _log_path(self, flow_instance_id: str, task_instance_id: str) -> Path:
-        return self.settings.home / "logs" / flow_instance_id / f"{task_instance_id}.log"
+        return self._folders(flow_instance_id)[0] / f"{task_instance_id}.log"
+
+    def _folders(self, flow_instance_id: str) -> tuple[Path, Path]:
+        """(logs, work) folders of a flow instance's attempts, made once per instance: each
+        pathlib join parses its parts again, ~5 µs apiece, four per attempt otherwise."""
+        found = self._paths.get(flow_instance_id)
+        if found is None:
+            if len(self._paths) >= 256:
+                self._paths.pop(next(iter(self._paths)))
+            home = self.settings.home
+            found = self._paths[flow_instance_id] = (home / "logs" / flow_instance_id, home / "work" / flow_instance_id)
+        return found
 
     def spec(self, claim: Claim) -> AttemptSpec:
         trigger = instances.local_time(claim.trigger_time_ms, self.settings.zone)
@@ -246,7 +258,7 @@ class Engine:
         return AttemptSpec(
             task_instance_id=claim.task_instance_id, attempt=claim.attempt, task_type=claim.task.kind.value,
             command=command, timeout_seconds=claim.task.timeout_seconds or None,
-            workdir=self.settings.home / "work" / claim.flow_instance_id / f"{claim.task_instance_id}.{claim.attempt}",
+            workdir=self._folders(claim.flow_instance_id)[1] / f"{claim.task_instance_id}.{claim.attempt}",
             log_path=claim.log_path, header=header,
             env={"BATCHD_FLOW_INSTANCE_ID": claim.flow_instance_id, "BATCHD_CAL_DT": claim.cal_dt,
                  OWNER_MARKER: self.owner.owner},
