@@ -155,3 +155,18 @@ def test_a_failed_transaction_kills_the_successor_started_ahead_and_a_later_clai
     log = found["logs"]["second"]
     killed, _, then = log.partition("[batchd] cancelled; ending process group")
     assert killed and then.rstrip().endswith("again"), log
+
+
+def test_a_failed_task_leaves_no_work_folder_for_the_successor_that_never_ran(
+        backend: Backend, tmp_path: Path) -> None:
+    """The successor's work folder is made while its upstream task runs (so that it starts
+    sooner); when the upstream task fails instead, the folder goes again."""
+    settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
+    found = asyncio.run(run_chain(settings, {"first": "sleep 0.2; false", "second": "true"},
+                                  until={Status.SUCCESS, Status.FAIL}))
+
+    assert found["status"] == Status.FAIL
+    tasks = found["tasks"]
+    assert tasks["first"].status == Status.FAIL and tasks["second"].status == Status.INIT
+    work = settings.home / "work" / tasks["first"].flow_instance_id
+    assert sorted(path.name for path in work.iterdir()) == [f"{tasks['first'].instance_id}.1"]

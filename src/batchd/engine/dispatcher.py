@@ -26,6 +26,7 @@ noticed within `POLL_S`. The lease of this process's open attempts is renewed ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -33,7 +34,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -102,6 +103,7 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[str, tuple[int, asyncio.Event, asyncio.Task[None]]] = {}
         self._paths: dict[str, tuple[Path, Path]] = {}  # `_folders`
+        self._specs: dict[str, AttemptSpec] = {}  # successors' specs made ahead (`_make_ready`)
         self._unclaimed: set[str] = set()  # attempts started ahead of their claim's commit (`_start_ahead`)
         # Only where the attempt's processes run on this machine may one start before its claim
         # commits: after a crash, recovery finds them by their owner marker and kills them.
@@ -205,6 +207,7 @@ class Engine:
             cancel = CancelEvent()
             task = asyncio.create_task(self._run(claim, cancel), name=f"attempt-{claim.task_instance_id}")
             self._running[claim.task_instance_id] = (claim.attempt, cancel, task)
+            self._make_ready(claim)
 
     async def _recover(self) -> None:
         async with self._transaction() as conn:
@@ -249,20 +252,51 @@ class Engine:
         return found
 
     def spec(self, claim: Claim) -> AttemptSpec:
+        """The attempt's spec, with its log header stamped now (as it starts)."""
+        made = self._specs.pop(claim.task_instance_id, None)
+        if made is None or made.attempt != claim.attempt:
+            made = self._unstamped_spec(claim)
+        header = attempt_header(claim.attempt, claim.attempt, claim.task_instance_id, made.command,
+                                claim.task.submitter or claim.flow.submitter,
+                                dt.datetime.now(tz=dt.timezone.utc).astimezone(self.settings.zone))
+        return replace(made, header=header)
+
+    def _unstamped_spec(self, claim: Claim) -> AttemptSpec:
         trigger = instances.local_time(claim.trigger_time_ms, self.settings.zone)
         command = substitute(claim.task.cmd, trigger_time=trigger, parameters=claim.parameters,
                              task_id=claim.task.task_id or "", instance_id=claim.flow_instance_id)
-        header = attempt_header(claim.attempt, claim.attempt, claim.task_instance_id, command,
-                                claim.task.submitter or claim.flow.submitter,
-                                dt.datetime.now(tz=dt.timezone.utc).astimezone(self.settings.zone))
         return AttemptSpec(
             task_instance_id=claim.task_instance_id, attempt=claim.attempt, task_type=claim.task.kind.value,
             command=command, timeout_seconds=claim.task.timeout_seconds or None,
             workdir=self._folders(claim.flow_instance_id)[1] / f"{claim.task_instance_id}.{claim.attempt}",
-            log_path=claim.log_path, header=header,
+            log_path=claim.log_path, header="",
             env={"BATCHD_FLOW_INSTANCE_ID": claim.flow_instance_id, "BATCHD_CAL_DT": claim.cal_dt,
                  OWNER_MARKER: self.owner.owner},
         )
+
+    def _make_ready(self, claim: Claim) -> None:
+        """While `claim`'s attempt runs, make its successor's spec and work directory (`Successor`),
+        which it will start with, if it succeeds, at once: on a chain the loop is idle meanwhile,
+        and the next step then starts ~0.1 ms sooner. Undone (`_unmake`) if it does not."""
+        started = claim.ahead(self._log_path) if self._ahead else None
+        if started is None:
+            return
+        spec = self._unstamped_spec(started)
+        try:
+            os.makedirs(spec.workdir)
+        except OSError:
+            return  # the attempt's own start makes it, or says why it cannot
+        if len(self._specs) >= 1024:
+            self._specs.pop(next(iter(self._specs)))
+        self._specs[started.task_instance_id] = spec
+
+    def _unmake(self, claim: Claim) -> None:
+        """Drop the successor's spec `_make_ready` made, and its work directory while empty."""
+        successor = claim.successor
+        spec = None if successor is None else self._specs.pop(successor.task_instance_id, None)
+        if spec is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(spec.workdir)
 
     async def _run(self, claim: Claim, cancel: asyncio.Event,
                    claimed: asyncio.Future[Claim | None] | None = None) -> None:
@@ -278,6 +312,8 @@ class Engine:
                     return
                 claim = made
             ahead = self._start_ahead(claim, result)
+            if ahead is None:
+                self._unmake(claim)
             needs_loop = await self._record(claim, result, ahead)
         finally:
             self._running.pop(claim.task_instance_id, None)
@@ -315,6 +351,8 @@ class Engine:
         ahead.claimed.set_result(made)
         if made is None:
             ahead.cancel.set()
+        else:
+            self._make_ready(made)
 
     async def _attempt(self, claim: Claim, cancel: asyncio.Event) -> Result:
         # No write while the process starts: its pid is stored with the outcome. Crash recovery
