@@ -142,8 +142,7 @@ def test_a_failed_transaction_kills_the_successor_started_ahead_and_a_later_clai
         return original(*args)
 
     monkeypatch.setattr(progress, "claim_started", fails_once)
-    ran = tmp_path / "second-ran"
-    second = f"if [ -e {ran} ]; then echo again; else touch {ran}; sleep 30; fi"
+    second = "echo started; sleep 1; echo done"
     settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
     found = asyncio.run(run_chain(settings, {"first": "true", "second": second},
                                   until={Status.SUCCESS, Status.FAIL}))
@@ -154,7 +153,8 @@ def test_a_failed_transaction_kills_the_successor_started_ahead_and_a_later_clai
         [(tasks["first"].instance_id, 1, "SUCCESS"), (tasks["second"].instance_id, 1, "SUCCESS")])
     log = found["logs"]["second"]
     killed, _, then = log.partition("[batchd] cancelled; ending process group")
-    assert killed and then.rstrip().endswith("again"), log
+    assert killed and "done" not in killed.splitlines(), log  # killed within its first second
+    assert then.count("run  num:\t1") == 1 and then.rstrip().endswith("started\ndone"), log
 
 
 def test_a_failed_task_leaves_no_work_folder_for_the_successor_that_never_ran(

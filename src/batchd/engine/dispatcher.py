@@ -252,16 +252,14 @@ class Engine:
         return found
 
     def spec(self, claim: Claim) -> AttemptSpec:
-        """The attempt's spec, with its log header stamped now (as it starts)."""
-        made = self._specs.pop(claim.task_instance_id, None)
-        if made is None or made.attempt != claim.attempt:
-            made = self._unstamped_spec(claim)
-        header = attempt_header(claim.attempt, claim.attempt, claim.task_instance_id, made.command,
-                                claim.task.submitter or claim.flow.submitter,
-                                dt.datetime.now(tz=dt.timezone.utc).astimezone(self.settings.zone))
-        return replace(made, header=header)
+        """The attempt's spec, its log header stamped now (as it starts); made ahead when it is
+        a successor (`_make_ready`)."""
+        made = self._specs.pop(claim.task_instance_id, None) if self._specs else None
+        if made is not None and made.attempt == claim.attempt:
+            return replace(made, header=self._header(claim, made.command))
+        return self._spec(claim, stamped=True)
 
-    def _unstamped_spec(self, claim: Claim) -> AttemptSpec:
+    def _spec(self, claim: Claim, *, stamped: bool) -> AttemptSpec:
         trigger = instances.local_time(claim.trigger_time_ms, self.settings.zone)
         command = substitute(claim.task.cmd, trigger_time=trigger, parameters=claim.parameters,
                              task_id=claim.task.task_id or "", instance_id=claim.flow_instance_id)
@@ -269,10 +267,15 @@ class Engine:
             task_instance_id=claim.task_instance_id, attempt=claim.attempt, task_type=claim.task.kind.value,
             command=command, timeout_seconds=claim.task.timeout_seconds or None,
             workdir=self._folders(claim.flow_instance_id)[1] / f"{claim.task_instance_id}.{claim.attempt}",
-            log_path=claim.log_path, header="",
+            log_path=claim.log_path, header=self._header(claim, command) if stamped else "",
             env={"BATCHD_FLOW_INSTANCE_ID": claim.flow_instance_id, "BATCHD_CAL_DT": claim.cal_dt,
                  OWNER_MARKER: self.owner.owner},
         )
+
+    def _header(self, claim: Claim, command: str) -> str:
+        return attempt_header(claim.attempt, claim.attempt, claim.task_instance_id, command,
+                              claim.task.submitter or claim.flow.submitter,
+                              dt.datetime.now(tz=dt.timezone.utc).astimezone(self.settings.zone))
 
     def _make_ready(self, claim: Claim) -> None:
         """While `claim`'s attempt runs, make its successor's spec and work directory (`Successor`),
@@ -281,7 +284,7 @@ class Engine:
         started = claim.ahead(self._log_path) if self._ahead else None
         if started is None:
             return
-        spec = self._unstamped_spec(started)
+        spec = self._spec(started, stamped=False)
         try:
             os.makedirs(spec.workdir)
         except OSError:
