@@ -100,3 +100,26 @@ def test_task_instance_and_its_log_while_running(client: EnosClient) -> None:
     suffix = waiting.split("-", 1)[1]
     assert failed(client.call("GET", "taskInstances", "getLog", query={"taskInstId": f"{ids['talk']}-{suffix}"}),
                   62109) == "No log found"
+
+
+def test_list_flow_instances_checks_the_caller_and_keeps_the_signature_in_its_one_trip(
+        client: EnosClient, other_org_client: EnosClient) -> None:
+    """List Flow Instances answers in one read on the database's worker thread, the caller
+    check included: the same refusals as every other call, and a signed call is still kept, so
+    the same signed request a second time is refused as replayed."""
+    flow_id, _ = import_flow(client, "watched", [task("t", "true")])
+    assert failed(client.as_user("nobody").call("POST", "flowInstances", "search", body={}), 62101)
+    assert failed(client.call("POST", "flowInstances", "search", query={"userId": other_org_client.user_id},
+                              body={}), 62101)
+    missing = client.call("POST", "flowInstances", "search", query={"userId": None}, body={})
+    assert missing["code"] == 62102 and "userId" in missing["msg"]
+    assert failed(client.call("POST", "flowInstances", "search", body={"flowId": "x1"}), 62102)
+
+    raw = b'{"flowId": %d}' % flow_id
+    query = {"action": "search", "orgId": client.org_id, "userId": client.user_id}
+    timestamp = client.timestamp()
+    headers = {"apim-timestamp": str(timestamp), "apim-signature": client.signature(client.token, query, raw, timestamp)}
+    first = client.request("POST", "flowInstances", "search", raw_body=raw, headers=headers)
+    second = client.request("POST", "flowInstances", "search", raw_body=raw, headers=headers)
+    assert first.json()["code"] == 0 and first.json()["data"]["count"] == 0
+    assert second.status_code == 401 and "replayed" in second.json()["msg"]

@@ -142,6 +142,16 @@ class Database:
                 return await conn.run_sync(work)
         return await self._worker.run(work, short=short)
 
+    async def run_read(self, work: Callable[[sa.Connection], T]) -> T:
+        """`work(connection)` in one read transaction (`read_transaction`: on SQLite a deferred
+        BEGIN, so it neither takes nor waits for the write lock), in one trip to the worker
+        thread: for a read of several statements that a client calls often (List Flow Instances
+        polled by a dashboard), each of which would otherwise make its own trip."""
+        if self._worker is None:
+            async with self.read_transaction() as conn:
+                return await conn.run_sync(work)
+        return await self._worker.read(work)
+
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic `upgrade head`); a no-op when current."""
         async with self.engine.begin() as conn:
@@ -172,18 +182,32 @@ class _Worker:
         self._threads: ThreadPoolExecutor | None = None
         self._inline = inline  # SQLite: short transactions may run on the loop's thread
         self._inline_conn: sa.Connection | None = None
+        self._reader: sa.Engine | None = None  # `_engine` starting read transactions (SQLite)
 
     async def run(self, work: Callable[[sa.Connection], T], *, short: bool = False) -> T:
         if short and self._inline:
             done, value = self._try_inline(work)
             if done:
                 return value  # type: ignore[return-value]
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), self._transaction, work)
+
+    def _pool(self) -> ThreadPoolExecutor:
         if self._threads is None:  # first use, or first use after close(): like the pool, reopens
             self._threads = ThreadPoolExecutor(max_workers=self._count, thread_name_prefix="batchd-db")
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._transaction, work)
+        return self._threads
 
     def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
         with self._engine.begin() as conn:
+            return work(conn)
+
+    async def read(self, work: Callable[[sa.Connection], T]) -> T:
+        """`work` in a read transaction on a worker thread (`Database.run_read`)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), self._read_transaction, work)
+
+    def _read_transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        if self._reader is None:
+            self._reader = self._engine.execution_options(**{_SQLITE_BEGIN: "read"})
+        with self._reader.begin() as conn:
             return work(conn)
 
     def _try_inline(self, work: Callable[[sa.Connection], T]) -> tuple[bool, T | None]:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchd.api.context import Caller, RequestContext, operation
+import sqlalchemy as sa
+
+from batchd.api.auth import CallerClaim
+from batchd.api.context import Caller, RequestContext, ShortcutContext, operation
 from batchd.engine import operations
+from batchd.store import identity
 
 
 def _caller(ctx: RequestContext) -> Caller:
@@ -20,7 +24,22 @@ async def get_flow_instance(ctx: RequestContext) -> dict[str, Any]:
                                               zone=ctx.settings.zone)
 
 
-@operation(resource="flowInstances", method="POST", action="search", writes=False)
+async def _list_in_one_hop(ctx: ShortcutContext) -> dict[str, Any]:
+    """List Flow Instances with the caller check in one read transaction, in one trip to the
+    database's worker thread (`Database.run_read`): a dashboard polls it, and through the async
+    layer each of its five statements made a trip of its own (~2 ms of the server's CPU per
+    call, against ~1 ms now)."""
+    claim = CallerClaim.of(ctx.query, ctx.key_org_id)
+    zone = ctx.settings.zone
+
+    def work(conn: sa.Connection) -> dict[str, Any]:
+        caller = claim.identify(identity.find_user_now(conn, claim.user_id))
+        return operations.list_flow_instances_now(conn, caller, ctx.body, zone=zone)
+
+    return await ctx.database.run_read(work)
+
+
+@operation(resource="flowInstances", method="POST", action="search", writes=False, shortcut=_list_in_one_hop)
 async def list_flow_instances(ctx: RequestContext) -> dict[str, Any]:
     """List Flow Instances: `{"flowInsts": [...], "count": total}` filtered, sorted and paged."""
     return await operations.list_flow_instances(ctx.conn, _caller(ctx), ctx.body, zone=ctx.settings.zone)
