@@ -103,6 +103,8 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[str, tuple[int, asyncio.Event, asyncio.Task[None]]] = {}
         self._paths: dict[str, tuple[Path, Path]] = {}  # `_folders`
+        # (flow instance, task name) of each attempt in `_running`: its task is certainly not done
+        self._names: dict[str, tuple[str, str]] = {}
         self._specs: dict[str, AttemptSpec] = {}  # successors' specs made ahead (`_make_ready`)
         self._unclaimed: set[str] = set()  # attempts started ahead of their claim's commit (`_start_ahead`)
         # Only where the attempt's processes run on this machine may one start before its claim
@@ -207,6 +209,7 @@ class Engine:
             cancel = CancelEvent()
             task = asyncio.create_task(self._run(claim, cancel), name=f"attempt-{claim.task_instance_id}")
             self._running[claim.task_instance_id] = (claim.attempt, cancel, task)
+            self._names[claim.task_instance_id] = (claim.flow_instance_id, claim.task.name)
             self._make_ready(claim)
 
     async def _recover(self) -> None:
@@ -319,9 +322,19 @@ class Engine:
                 self._unmake(claim)
             needs_loop = await self._record(claim, result, ahead)
         finally:
-            self._running.pop(claim.task_instance_id, None)
+            self._forget(claim.task_instance_id)
             if needs_loop:
                 self.wake()
+
+    def _forget(self, task_instance_id: str) -> None:
+        """The attempt is no longer this process's to run (its outcome is recorded, or it ended)."""
+        self._running.pop(task_instance_id, None)
+        self._names.pop(task_instance_id, None)
+
+    def _running_here(self, flow_instance_id: str, but: str) -> set[str]:
+        """Names of the instance's tasks whose attempts run here, `but` that one."""
+        return {name for task_id, (instance_id, name) in self._names.items()
+                if instance_id == flow_instance_id and task_id != but}
 
     def _start_ahead(self, claim: Claim, result: Result) -> _Ahead | None:
         """After a success, start its `Successor` in the slot it frees, before the transaction
@@ -343,6 +356,7 @@ class Engine:
         claimed: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(started, cancel, claimed), name=f"attempt-{started.task_instance_id}")
         self._running[started.task_instance_id] = (started.attempt, cancel, task)
+        self._names[started.task_instance_id] = (started.flow_instance_id, started.task.name)
         self._unclaimed.add(started.task_instance_id)
         return _Ahead(claim=started, cancel=cancel, claimed=claimed)
 
@@ -386,7 +400,8 @@ class Engine:
         poll's to find."""
         def record_and_claim(conn: sa.Connection) -> tuple[progress.Recorded, Claim | None, list[Claim]]:
             now = now_ms()
-            recorded = progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result, self.cache, now)
+            recorded = progress.record_outcome(conn, claim.task_instance_id, claim.attempt, result, self.cache, now,
+                                               running_here=busy)
             made = None if ahead is None else progress.claim_started(conn, self.owner, ahead.claim, now, LEASE_MS,
                                                                      self.cache)
             return recorded, made, [] if stopping else self._claim(conn, free)
@@ -399,9 +414,11 @@ class Engine:
                     async with self._writes:  # as in `_turn`: count, claim and start under the lock
                         free = self.slots - len(self._running) + 1
                         stopping = self._stopping
+                        # Read on the loop's thread: none of these can succeed while the lock is held.
+                        busy = self._running_here(claim.flow_instance_id, claim.task_instance_id)
                         recorded, made, claims = await self.database.run_write(record_and_claim, short=True)
                         self._settle(ahead, made)
-                        self._running.pop(claim.task_instance_id, None)
+                        self._forget(claim.task_instance_id)
                         self._start(claims)
                     return recorded.task is not Status.SUCCESS or recorded.flow is not None
                 except Exception:  # noqa: BLE001 - retried; the lease keeps the attempt ours meanwhile

@@ -29,7 +29,7 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -353,7 +353,8 @@ def _release_waiting(conn: sa.Connection, now: int, cache: DefinitionCache) -> N
 
 
 def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, task_name: str,
-                        flow_status: int, cal_dt: str, now: int) -> Status | None:
+                        flow_status: int, cal_dt: str, now: int, running_here: Collection[str] = ()
+                        ) -> Status | None:
     """After `task_name` succeeded: offer its direct downstream tasks whose upstreams are now all
     done, and finish the instance when no task is left. Reads only the rows it decides on.
     Nothing starts in an instance that is no longer RUNNING (a failed one lets running branches
@@ -365,13 +366,16 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
         # First the downstream tasks' other upstream tasks: in a fan-in, usually one of them is
         # still to run, and then neither a downstream row nor "any task left?" need be read.
         feeders = graph.feeders_of(task_name)
-        waiting: set[str] = set()
-        if feeders:
-            waiting = {row.task_name for row in _tasks_by_name(len(feeders)).execute(
-                conn, {"instance_id": instance_id, **_numbered("name", feeders)}).rows
-                if row.status not in DONE_FOR_DOWNSTREAM}
-        candidates = [target for target in downstream
-                      if not waiting.intersection(graph.upstream.get(target, ()))] if waiting else list(downstream)
+        waiting = set(running_here).intersection(feeders) if running_here else set()
+        blocks = functools.partial(_waits_for, graph, waiting)
+        if waiting and all(map(blocks, downstream)):
+            return None  # a feeder still runs here: nothing can start, and the instance is not done
+        unknown = [name for name in feeders if name not in waiting]
+        if unknown:
+            waiting.update(row.task_name for row in _tasks_by_name(len(unknown)).execute(
+                conn, {"instance_id": instance_id, **_numbered("name", unknown)}).rows
+                if row.status not in DONE_FOR_DOWNSTREAM)
+        candidates = [target for target in downstream if not blocks(target)] if waiting else list(downstream)
         if not candidates:
             return None  # a task is still to run (a feeder): the instance is not done
         rows = _tasks_by_name(len(candidates)).execute(
@@ -385,6 +389,11 @@ def _release_downstream(conn: sa.Connection, graph: RunGraph, instance_id: str, 
             return None  # a task is still to run: the instance is not done
     left = _ANY_TASK_LEFT.execute(conn, {"instance_id": instance_id}).first()
     return None if left is not None else _finish_flow(conn, instance_id, now)
+
+
+def _waits_for(graph: RunGraph, waiting: set[str], target: str) -> bool:
+    """Whether one of `target`'s upstream tasks is in `waiting` (not done)."""
+    return not waiting.isdisjoint(graph.upstream.get(target, ()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -647,7 +656,8 @@ _OUTCOME_OF = {"SUCCESS": OUTCOME_SUCCESS, "FAILED": OUTCOME_FAIL, "TIMEOUT": OU
 
 
 def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, result: Result,
-                   cache: DefinitionCache, now: int | None = None) -> Recorded:
+                   cache: DefinitionCache, now: int | None = None, *,
+                   running_here: Collection[str] = ()) -> Recorded:
     """Record one attempt's end and move its task (and maybe its flow).
 
     A success makes the task's direct downstream tasks READY (or WAIT) and finishes the flow
@@ -658,6 +668,9 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
 
     An attempt already closed (recovery declared it dead) or whose task was cancelled or
     deleted changes nothing but its own row.
+
+    `running_here`: names of the instance's tasks whose attempts the caller itself is running
+    (not recorded yet), so certainly not done: in a fan-in their rows need not be read.
     """
     now = result.ended_ms if now is None else now
     row = _ATTEMPT_ROW.execute(conn, {"task_instance_id": task_instance_id, "attempt": attempt}).first()
@@ -680,7 +693,7 @@ def record_outcome(conn: sa.Connection, task_instance_id: str, attempt: int, res
         if target is not Status.SUCCESS:
             return Recorded(task=target)
         return Recorded(task=target, flow=_release_downstream(
-            conn, graph, row.flow_instance_id, row.task_name, row.flow_status, row.cal_dt, now))
+            conn, graph, row.flow_instance_id, row.task_name, row.flow_status, row.cal_dt, now, running_here))
     if outcome == OUTCOME_WAIT:
         delay = task.retry_interval_seconds or WAIT_CODE_RECHECK_SECONDS
         return Recorded(task=_set_task(conn, task_instance_id, row.status, TaskEvent.WAIT_CODE,
