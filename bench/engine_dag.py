@@ -27,7 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -113,6 +116,32 @@ def timed_floor(n: int, parallelism: int, relations: list[tuple[str, str]] | Non
     return wall, time.process_time() - cpu
 
 
+def start_server(home: Path, env: dict[str, str], log: Any) -> tuple[subprocess.Popen[bytes], int]:
+    """A bootstrapped home (org `o`, user `u`) and `batchd serve --insecure` on it, on a free
+    port: (the server's process, its port)."""
+    batchd = [sys.executable, "-m", "batchd"]
+    subprocess.run([*batchd, "admin", "bootstrap", "--home", str(home), "--org", "o", "--user", "u", "--json"],
+                   check=True, capture_output=True, env=env)
+    port = free_port()
+    server = subprocess.Popen([*batchd, "serve", "--insecure", "--home", str(home), "--port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    return server, port
+
+
+@contextmanager
+def ready_client(port: int) -> Iterator[httpx.Client]:
+    """A client of the server on `port`, once it answers /readyz."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        for _ in range(200):
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        yield client
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=1000)
@@ -123,23 +152,11 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="batchd-bench-engine-"))
     env = {**os.environ, "BATCHD_PARALLELISM": str(args.parallelism)}
-    batchd = [sys.executable, "-m", "batchd"]
-    subprocess.run([*batchd, "admin", "bootstrap", "--home", str(home), "--org", "o", "--user", "u", "--json"],
-                   check=True, capture_output=True, env=env)
-    port = free_port()
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed with the server below
-    server = subprocess.Popen([*batchd, "serve", "--insecure", "--home", str(home), "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    server, port = start_server(home, env, log)
     print(f"server log: {home / 'server.log'}", file=sys.stderr)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            for _ in range(200):
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+        with ready_client(port) as client:
             root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
             print(f"{'shape':10} {'batchd s':>10} {'floor s':>9} {'ratio':>7} {'ms/task':>8} "
                   f"{'dag floor s':>12} {'ratio':>7} {'cpu ms/task':>12} {'floor cpu':>10}")

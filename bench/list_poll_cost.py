@@ -18,10 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_dag import call, flow_json, free_port, process_cpu_s  # noqa: E402
+from engine_dag import call, flow_json, process_cpu_s, ready_client, start_server  # noqa: E402
 
 
 def main() -> None:
@@ -30,21 +28,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="batchd-bench-list-"))
-    batchd = [sys.executable, "-m", "batchd"]
-    subprocess.run([*batchd, "admin", "bootstrap", "--home", str(home), "--org", "o", "--user", "u", "--json"],
-                   check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen([*batchd, "serve", "--insecure", "--home", str(home), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    server, port = start_server(home, dict(os.environ), subprocess.DEVNULL)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            for _ in range(200):
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+        with ready_client(port) as client:
             root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
             flow_id = call(client, "POST", "flows", "import", {
                 "flowName": "listed", "desc": "", "dirId": root, "flowJson": flow_json("layered", 1000)})["flowId"]
