@@ -25,9 +25,11 @@ from batchd.store.database import open_database
 from batchd.store.tables import flow_instances, task_attempts, task_instances
 
 
-async def run_chain(settings: Settings, commands: dict[str, str], *, until: set[int]) -> dict[str, Any]:
-    """Import a chain of `commands` (in order), trigger it, run a real engine until the flow's
-    status is in `until`; the rows and logs it left."""
+async def run_chain(settings: Settings, commands: dict[str, str], *, until: set[int],
+                    kinds: dict[str, str] | None = None) -> dict[str, Any]:
+    """Import a chain of `commands` (in order; SHELL tasks unless `kinds` says otherwise),
+    trigger it, run a real engine until the flow's status is in `until`; the rows and logs it
+    left."""
     database = open_database(settings)
     await database.migrate()
     caller = Caller(org_id="o-ahead", user_id="u-ahead", user_name="tester")
@@ -36,7 +38,8 @@ async def run_chain(settings: Settings, commands: dict[str, str], *, until: set[
         root = await bootstrap_root(conn, caller)
         flow_id = (await flows.import_flow(conn, caller, {"flowName": "chain", "dirId": root, "flowJson": {
             "type": 0, "cycle": "D", "cron": "",
-            "tasks": [{"name": name, "type": "SHELL", "cmd": cmd, "timeout": 60} for name, cmd in commands.items()],
+            "tasks": [{"name": name, "type": (kinds or {}).get(name, "SHELL"), "cmd": cmd, "timeout": 60}
+                      for name, cmd in commands.items()],
             "relations": [{"sourceTaskName": a, "targetTaskName": b, "rerun": True}
                           for a, b in zip(names, names[1:])]}}))["flowId"]
         instance_id = await create_flow_instance(conn, flow_id=flow_id, trigger_time_ms=0, origin="manual")
@@ -170,3 +173,27 @@ def test_a_failed_task_leaves_no_work_folder_for_the_successor_that_never_ran(
     assert tasks["first"].status == Status.FAIL and tasks["second"].status == Status.INIT
     work = settings.home / "work" / tasks["first"].flow_instance_id
     assert sorted(path.name for path in work.iterdir()) == [f"{tasks['first'].instance_id}.1"]
+
+
+def test_a_successor_run_by_a_runner_plugin_is_not_started_ahead(
+        backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin's attempt may run elsewhere (a job sent to a cluster), where recovery could not
+    kill it after a crash: such a successor starts only once claimed. (No HIVE plugin is
+    installed here, so its attempt fails at once, saying how to provide one.)"""
+    started_ahead: list[str] = []
+    original = dispatcher.Engine._start_ahead
+
+    def counting(self: dispatcher.Engine, claim: progress.Claim, result: progress.Result) -> Any:
+        ahead = original(self, claim, result)
+        if ahead is not None:
+            started_ahead.append(ahead.claim.task.name)
+        return ahead
+
+    monkeypatch.setattr(dispatcher.Engine, "_start_ahead", counting)
+    settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
+    found = asyncio.run(run_chain(settings, {"first": "true", "query": "select 1", "after": "true"},
+                                  kinds={"query": "HIVE"}, until={Status.SUCCESS, Status.FAIL}))
+
+    assert found["status"] == Status.FAIL and started_ahead == []
+    assert found["tasks"]["first"].status == Status.SUCCESS and found["tasks"]["query"].status == Status.FAIL
+    assert "HIVE" in found["logs"]["query"] and found["logs"]["after"] is None

@@ -49,7 +49,7 @@ from batchd.engine.status import Status
 from batchd.executors.base import Executor
 from batchd.runner.header import attempt_header
 from batchd.runner.process import OWNER_MARKER
-from batchd.runner.records import AttemptOutcome, AttemptSpec, CancelEvent
+from batchd.runner.records import PYTHON_KIND, SHELL_KINDS, AttemptOutcome, AttemptSpec, CancelEvent
 from batchd.runner.variables import substitute
 from batchd.runner.verdict import Verdict, classify
 from batchd.store.database import Database, after_commit
@@ -64,6 +64,8 @@ RECOVERY_EVERY_S = 2.0
 SWEEP_EVERY_S = 5.0
 SWEEP_CHUNK = 50
 RECORD_TRIES = 5  # an outcome is recorded again after a database error, with growing pauses
+#: Task kinds whose attempts are processes of this machine (the runner's own), not a plugin's.
+LOCAL_KINDS = SHELL_KINDS | {PYTHON_KIND}
 
 _engines: set[Engine] = set()
 T = TypeVar("T")
@@ -284,7 +286,7 @@ class Engine:
         """While `claim`'s attempt runs, make its successor's spec and work directory (`Successor`),
         which it will start with, if it succeeds, at once: on a chain the loop is idle meanwhile,
         and the next step then starts ~0.1 ms sooner. Undone (`_unmake`) if it does not."""
-        started = claim.ahead(self._log_path) if self._ahead else None
+        started = self._ahead_of(claim) if self._ahead else None
         if started is None:
             return
         spec = self._spec(started, stamped=False)
@@ -349,7 +351,7 @@ class Engine:
         left out of the cancel checks, which would read its task as not RUNNING."""
         if not self._ahead or self._stopping or result.verdict != Verdict.SUCCESS.value:
             return None
-        started = claim.ahead(self._log_path)
+        started = self._ahead_of(claim)
         if started is None:
             return None
         cancel = CancelEvent()
@@ -359,6 +361,15 @@ class Engine:
         self._names[started.task_instance_id] = (started.flow_instance_id, started.task.name)
         self._unclaimed.add(started.task_instance_id)
         return _Ahead(claim=started, cancel=cancel, claimed=claimed)
+
+    def _ahead_of(self, claim: Claim) -> Claim | None:
+        """The claim of `claim`'s successor to start ahead, if it has one that runs as a process
+        of this machine: a runner plugin's attempt may run elsewhere (a job sent to a cluster),
+        where recovery could not find and kill it after a crash."""
+        started = claim.ahead(self._log_path)
+        if started is None or started.task.kind.value not in LOCAL_KINDS:
+            return None
+        return started
 
     def _settle(self, ahead: _Ahead | None, made: Claim | None) -> None:
         """Tell an attempt started ahead whether its claim was made; kill it if not."""
