@@ -330,3 +330,17 @@ def test_a_cancel_event_serves_attempts_that_end_by_themselves_and_one_cancelled
     first, second, third = run(scenario())
     assert (first.exit_code, first.cancelled, second.exit_code, second.cancelled) == (0, False, 0, False)
     assert third.cancelled and third.exit_code == -15
+
+
+def test_a_cleared_cancel_event_waits_for_its_next_set() -> None:
+    async def scenario() -> tuple[bool, bool, bool]:
+        cancel = CancelEvent()
+        cancel.set()
+        first = cancel.when_set().done()
+        cancel.clear()
+        again = cancel.when_set()
+        waiting = not again.done()
+        cancel.set()
+        return first, waiting, again.done()
+
+    assert run(scenario()) == (True, True, True)

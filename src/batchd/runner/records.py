@@ -85,6 +85,11 @@ class CancelEvent(asyncio.Event):
         if self._when_set is not None and not self._when_set.done():
             self._when_set.set_result(None)
 
+    def clear(self) -> None:
+        super().clear()
+        if self._when_set is not None and self._when_set.done():
+            self._when_set = None  # the next `when_set` waits for the next `set`
+
     def when_set(self) -> asyncio.Future[None]:
         """A future done once the event is set (at once if it is); the same one every call, so
         it must not be cancelled by whoever waits for it."""

@@ -27,8 +27,8 @@ async def get_flow_instance(ctx: RequestContext) -> dict[str, Any]:
 async def _list_in_one_hop(ctx: ShortcutContext) -> dict[str, Any]:
     """List Flow Instances with the caller check in one read transaction, in one trip to the
     database's worker thread (`Database.run_read`): a dashboard polls it, and through the async
-    layer each of its five statements made a trip of its own (~2 ms of the server's CPU per
-    call, against ~1 ms now)."""
+    layer each of its five statements made a trip of its own (the call cost the server ~3.4 ms
+    of CPU then, about half that now; bench/list_poll_cost.py)."""
     claim = CallerClaim.of(ctx.query, ctx.key_org_id)
     zone = ctx.settings.zone
 
