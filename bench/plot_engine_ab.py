@@ -8,8 +8,10 @@ are copied here by hand). Needs matplotlib, which batchd does not depend on:
 from pathlib import Path
 
 import matplotlib
+
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+
 # bench/engine_ab.sh 81b5a50 3, 2026-12-06 09:21-09:24 UTC: per pair (old, new) ratio to the floor
 runs = {
     "chain":   ([2.41, 2.57, 2.28], [1.73, 1.70, 1.89]),
