@@ -21,7 +21,8 @@ same connection set-up, or psycopg's sync side). It is for hot paths of many sma
 through the async layer every statement makes its own trip to the driver's thread (~0.2 ms on
 this project's VM, against ~0.02 ms for SQLite to run it), here the whole transaction makes one.
 Where no second engine can reach the same data (an in-memory SQLite), `work` runs through
-`run_sync` on an async transaction instead, with the same result.
+`run_sync` on an async transaction instead, with the same result. `run_read(work)` is the same
+for a read transaction, for reads a client repeats often (List Flow Instances).
 """
 
 from __future__ import annotations
