@@ -71,8 +71,8 @@ async def run_chain(settings: Settings, commands: dict[str, str], *, until: set[
             "logs": {name: path.read_text() if path.exists() else None for name, path in logs.items()}}
 
 
-def test_a_chain_runs_in_order_each_task_once_with_its_successor_started_ahead(
-        backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def names_started_ahead(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the tasks engines start ahead of their claim from now on, in order."""
     started_ahead: list[str] = []
     original = dispatcher.Engine._start_ahead
 
@@ -83,6 +83,12 @@ def test_a_chain_runs_in_order_each_task_once_with_its_successor_started_ahead(
         return ahead
 
     monkeypatch.setattr(dispatcher.Engine, "_start_ahead", counting)
+    return started_ahead
+
+
+def test_a_chain_runs_in_order_each_task_once_with_its_successor_started_ahead(
+        backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started_ahead = names_started_ahead(monkeypatch)
     times = tmp_path / "times"
     step = f"echo \"$BATCHD_TASK_INSTANCE_ID start $(date +%s%N)\" >> {times}; sleep 0.05; " \
            f"echo \"$BATCHD_TASK_INSTANCE_ID end $(date +%s%N)\" >> {times}"
@@ -180,16 +186,7 @@ def test_a_successor_run_by_a_runner_plugin_is_not_started_ahead(
     """A plugin's attempt may run elsewhere (a job sent to a cluster), where recovery could not
     kill it after a crash: such a successor starts only once claimed. (No HIVE plugin is
     installed here, so its attempt fails at once, saying how to provide one.)"""
-    started_ahead: list[str] = []
-    original = dispatcher.Engine._start_ahead
-
-    def counting(self: dispatcher.Engine, claim: progress.Claim, result: progress.Result) -> Any:
-        ahead = original(self, claim, result)
-        if ahead is not None:
-            started_ahead.append(ahead.claim.task.name)
-        return ahead
-
-    monkeypatch.setattr(dispatcher.Engine, "_start_ahead", counting)
+    started_ahead = names_started_ahead(monkeypatch)
     settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
     found = asyncio.run(run_chain(settings, {"first": "true", "query": "select 1", "after": "true"},
                                   kinds={"query": "HIVE"}, until={Status.SUCCESS, Status.FAIL}))

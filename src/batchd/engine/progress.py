@@ -594,13 +594,7 @@ _CLAIM = Prepared(
     .returning(task_instances.c.run_num))
 _CLAIMED = int(task_target(Status.READY, TaskEvent.CLAIM) or Status.RUNNING)
 #: `_CLAIM` only if the attempt about to be counted is the one already started.
-_CLAIM_AS = Prepared(
-    sa.update(task_instances)
-    .where(task_instances.c.instance_id == sa.bindparam("_id"), task_instances.c.status == sa.bindparam("_from"),
-           task_instances.c.run_num == sa.bindparam("_run_num"))
-    .values(status=sa.bindparam("_status"), run_num=task_instances.c.run_num + 1, not_before=None,
-            start_time=sa.func.coalesce(task_instances.c.start_time, sa.bindparam("_now")), end_time=None)
-    .returning(task_instances.c.run_num))
+_CLAIM_AS = Prepared(_CLAIM.statement.where(task_instances.c.run_num == sa.bindparam("_run_num")))
 _NEW_ATTEMPT = Prepared(task_attempts.insert(), column_keys=(
     "task_instance_id", "attempt", "owner", "owner_host", "owner_pid", "lease_until", "started_at", "log_path"))
 
