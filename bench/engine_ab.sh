@@ -4,19 +4,22 @@
 # Each line is one engine_dag.py run (median of its rounds with its own floors), prefixed by
 # `old` (OLD_COMMIT, checked out into a temporary worktree and put first on PYTHONPATH) or `new`
 # (this tree). The machine's speed drifts: compare the pairs, not runs of different days.
+# The servers' homes are removed only at the end: ext4 scans past inodes deleted in the last
+# minutes when it creates one, so removing a home (~6,000 of them) slowed every run after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=${1:?usage: bench/engine_ab.sh OLD_COMMIT [PAIRS] [options]}
 pairs=${2:-3}
 shift $(( $# < 2 ? $# : 2 ))
 tree=$(mktemp -d /tmp/batchd-ab-XXXXXX)
-trap 'git worktree remove --force "$tree" >/dev/null 2>&1 || true' EXIT
+homes=$(mktemp -d /tmp/batchd-ab-homes-XXXXXX)
+trap 'git worktree remove --force "$tree" >/dev/null 2>&1 || true; rm -rf "$homes"' EXIT
 git worktree add --detach -f "$tree" "$old" >/dev/null 2>&1
 for _ in $(seq "$pairs"); do
   for side in old new; do
     path=$PWD/src
     [ "$side" = old ] && path=$tree/src
     echo "-- $side $(git -C "${path%/src}" rev-parse --short HEAD) $(date -u +%H:%M:%S)"
-    PYTHONPATH=$path .venv/bin/python bench/engine_dag.py --rounds 3 "$@" 2>/dev/null | tail -n +2 | sed "s/^/$side  /"
+    TMPDIR=$homes PYTHONPATH=$path .venv/bin/python bench/engine_dag.py --rounds 3 --keep-home "$@" 2>/dev/null | tail -n +2 | sed "s/^/$side  /"
   done
 done

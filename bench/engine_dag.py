@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -149,12 +150,14 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--shapes", default="chain,fanout,layered", help="comma-separated subset to run")
+    parser.add_argument("--keep-home", action="store_true", help="keep the server's home (logs, database) afterwards")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="batchd-bench-engine-"))
     env = {**os.environ, "BATCHD_PARALLELISM": str(args.parallelism)}
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed with the server below
     server, port = start_server(home, env, log)
-    print(f"server log: {home / 'server.log'}", file=sys.stderr)
+    print(f"server log: {home / 'server.log'}" + ("" if args.keep_home else " (removed at the end: --keep-home)"),
+          file=sys.stderr)
     try:
         with ready_client(port) as client:
             root = call(client, "GET", "directories", "listWorkFlowDirs")[0]["key"]
@@ -197,6 +200,11 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+        if not args.keep_home:
+            # ~6,000 files and folders a run, which would pile up in /tmp. Removing them slows
+            # file creation for the next minutes (ext4 skips recently freed inodes), so a series
+            # of runs keeps its homes until it ends (bench/engine_ab.sh).
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

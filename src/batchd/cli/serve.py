@@ -44,5 +44,5 @@ def serve(
     # httptools and uvloop are pinned dependencies: named here rather than left to uvicorn's
     # "auto", so a missing one fails at start instead of silently serving on the slower
     # pure-Python h11 and the standard library's loop (docs/decisions.md, "HTTP stack").
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="warning",
-                http="httptools", loop="uvloop")
+    uvicorn.run(create_app(settings, owns_process=True), host=settings.host, port=settings.port, access_log=False,
+                log_level="warning", http="httptools", loop="uvloop")
