@@ -4,8 +4,8 @@
 # Each line is one engine_dag.py run (median of its rounds with its own floors), prefixed by
 # `old` (OLD_COMMIT, checked out into a temporary worktree and put first on PYTHONPATH) or `new`
 # (this tree). The machine's speed drifts: compare the pairs, not runs of different days.
-# The servers' homes are removed only at the end: ext4 scans past inodes deleted in the last
-# minutes when it creates one, so removing a home (~6,000 of them) slowed every run after it.
+# The servers' homes are removed only at the end: after a home (~6,000 files) is removed,
+# creating files is 5-20x slower here for minutes, which slowed every run after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=${1:?usage: bench/engine_ab.sh OLD_COMMIT [PAIRS] [options]}

@@ -201,9 +201,9 @@ def main() -> None:
         server.wait(timeout=30)
         log.close()
         if not args.keep_home:
-            # ~6,000 files and folders a run, which would pile up in /tmp. Removing them slows
-            # file creation for the next minutes (ext4 skips recently freed inodes), so a series
-            # of runs keeps its homes until it ends (bench/engine_ab.sh).
+            # ~6,000 files and folders a run, which would pile up in /tmp. Removing them makes
+            # creating files 5-20x slower here for minutes (docs/performance.md, "Engine"), so
+            # a series of runs keeps its homes until it ends (bench/engine_ab.sh).
             shutil.rmtree(home, ignore_errors=True)
 
 
