@@ -221,7 +221,10 @@ class Engine:
             log.warning("declared %d attempt(s) dead: %s", len(dead), ", ".join(dead))
 
     async def _check_cancels(self) -> None:
-        """Set the cancel event of each attempt whose task is no longer RUNNING.
+        """Set the cancel event of each attempt whose task is no longer RUNNING as that attempt:
+        cancelled or deleted, or run again by another batchd (this one was frozen past its
+        lease, and a batchd on another machine declared the attempt dead and claimed the task
+        anew: RUNNING, but with a higher run number).
 
         Only the attempts running when the read began are judged: attempts started while it ran
         (an outcome's claims) are not in its answer, and reading "no row" as "cancelled" killed
@@ -231,13 +234,13 @@ class Engine:
         asked = {instance_id: attempt for instance_id, (attempt, _, _) in self._running.items()
                  if instance_id not in self._unclaimed}  # not RUNNING yet, by design
         async with self.database.read_transaction() as conn:
-            rows = dict((await conn.execute(
-                sa.select(task_instances.c.instance_id, task_instances.c.status)
+            rows = {instance_id: (status, run_num) for instance_id, status, run_num in (await conn.execute(
+                sa.select(task_instances.c.instance_id, task_instances.c.status, task_instances.c.run_num)
                 .where(task_instances.c.instance_id.in_(list(asked)))
-            )).all())
+            )).all()}
         for instance_id, attempt in asked.items():
             running = self._running.get(instance_id)
-            if running is not None and running[0] == attempt and rows.get(instance_id) != Status.RUNNING:
+            if running is not None and running[0] == attempt and rows.get(instance_id) != (Status.RUNNING, attempt):
                 running[1].set()
 
     # --- one attempt --------------------------------------------------------------------------
