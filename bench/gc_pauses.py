@@ -3,10 +3,11 @@
 A full collection (generation 2) walks every object the process holds: after start-up that is
 ~150,000 (modules, tables, the app), and each such pass stops the event loop for tens of
 milliseconds while tasks are waiting to start. `batchd serve` therefore freezes what start-up
-built (`gc.freeze()`, `batchd.api.app._freeze_startup_objects`). This bench runs the server twice, with the freeze and
-without it (the same code, the freeze replaced by a no-op), imports the 10-wide layered
-workflow of bench/engine_dag.py, runs it `--rounds` times, and prints every collection's count
-and time, the full ones' longest pause, and the run times.
+built (`gc.freeze()` in `batchd.api.app._freeze_startup_objects`). This bench runs the server
+twice, without the freeze (the same code, the freeze replaced by a no-op) and with it, imports
+the 10-wide layered workflow of bench/engine_dag.py, runs it `--rounds` times, and prints each
+generation's collections (count/ms), the full ones that fell inside a run and the longest of
+them, and the run times (polled every 50 ms).
 
     .venv/bin/python bench/gc_pauses.py [--rounds 3]
 

@@ -265,6 +265,17 @@ async def bootstrap_root(conn: AsyncConnection, caller: Any) -> str:
     return (await directories.list_directories(conn, caller))[0]["key"]
 
 
+class IdleExecutor:
+    """An executor for scenarios that drive the engine's steps by hand: nothing may run on it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(self, *_: object) -> None:
+        raise AssertionError("nothing runs in this scenario")
+
+
 async def claim_single_task(database: Any, org_id: str, flow_name: str, *, owner: Any, now: int, lease_ms: int,
                             cache: Any, log_of: Callable[[str, str], Path]) -> Any:
     """A one-task workflow (`sleep 600`, retryLimit 1) imported, triggered and its task claimed

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from servicekit import Backend, bootstrap_root
+from servicekit import Backend, IdleExecutor, bootstrap_root
 
 from batchd.api.context import Caller
 from batchd.catalog import flows
@@ -24,15 +24,6 @@ from batchd.engine.instances import create_flow_instance
 from batchd.engine.progress import DefinitionCache
 from batchd.store.database import Database, open_database
 from batchd.store.tables import flow_instances
-
-
-class Idle:
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def submit(self, *_: object) -> None:
-        raise AssertionError("nothing runs in this scenario")
 
 
 class ClaimsDuringReads:
@@ -55,7 +46,7 @@ async def scenario(settings: Settings) -> dict[str, bool]:
     await database.migrate()
     caller = Caller(org_id="o-cc", user_id="u-cc", user_name="tester")
     cache = DefinitionCache()
-    engine = Engine(database, settings, Idle(), slots=2)
+    engine = Engine(database, settings, IdleExecutor(), slots=2)
     try:
         async with database.transaction() as conn:
             root = await bootstrap_root(conn, caller)

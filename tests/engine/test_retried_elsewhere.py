@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from servicekit import Backend, claim_single_task
+from servicekit import Backend, IdleExecutor, claim_single_task
 
 from batchd.config import Settings
 from batchd.engine import progress, recovery
@@ -22,22 +22,11 @@ NOW = 1_700_000_000_000
 OTHER_MACHINE = Owner(owner="machine-b:4242:bbbb", host="machine-b", pid=4242)
 
 
-class Idle:
-    """The attempt's process is not the point here, only whether batchd asks to kill it."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def submit(self, *_: object) -> None:
-        raise AssertionError("nothing runs in this scenario")
-
-
 async def scenario(settings: Settings, tmp_path: Path) -> dict[str, object]:
     database = open_database(settings)
     await database.migrate()
     cache = DefinitionCache()
-    engine = Engine(database, settings, Idle(), slots=2)
+    engine = Engine(database, settings, IdleExecutor(), slots=2)
     log_of = lambda flow_instance, task_instance: tmp_path / "logs" / f"{task_instance}.log"  # noqa: E731
     found: dict[str, object] = {}
     try:
