@@ -8,8 +8,8 @@ processes have exited — the best any scheduler of that DAG can do with that pa
 chain, one process at a time; for the layered DAG, layer after layer. batchd runs as a real
 `batchd serve --insecure` on loopback with a fresh SQLite home; the time is from the Trigger
 Flow call to the instance's change to SUCCESS, as batchd recorded it (the row's `updated_at`,
-milliseconds, set in the transaction that records the last task's success; read from the
-SQLite file once the run is over). The end is noticed by polling List Flow Instances every
+milliseconds, stamped as the transaction that records the last task's success begins, which
+commits well under a millisecond later; read from the SQLite file once the run is over). The end is noticed by polling List Flow Instances every
 `--poll` seconds (0.2), as a dashboard would; `polled s`, the last column, is the time until the
 poll saw it, which adds half the poll interval on average (until commit 9fc37f5 the bench
 reported that, polling every 50 ms, which cost the server ~4% of its CPU). Beside the times,
