@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -263,6 +264,44 @@ async def bootstrap_root(conn: AsyncConnection, caller: Any) -> str:
 
     await identity.bootstrap(conn, org_id=caller.org_id, user_id=caller.user_id, user_name=caller.user_name)
     return (await directories.list_directories(conn, caller))[0]["key"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_process(home: Path, database_url: str, port: int, *, parallelism: int,
+                  launcher: list[str] | None = None, env: dict[str, str] | None = None
+                  ) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `batchd serve --insecure` process on loopback `port` (`python -m batchd`, or
+    `python <launcher...>` with batchd's arguments after it), once it accepts connections;
+    terminated afterwards. Its stderr goes to `<home>/server-<port>.err`."""
+    environment = {**os.environ, "BATCHD_DATABASE_URL": database_url, "BATCHD_TIMEZONE": "UTC",
+                   "BATCHD_PARALLELISM": str(parallelism), **(env or {})}
+    start = [sys.executable, *(launcher or ["-m", "batchd"])]
+    errors = home / f"server-{port}.err"
+    process = subprocess.Popen(
+        [*start, "serve", "--insecure", "--host", "127.0.0.1", "--port", str(port), "--home", str(home)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=open(errors, "wb"),  # noqa: SIM115
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                assert process.poll() is None, errors.read_text()
+                assert time.monotonic() < deadline, "batchd serve did not start"
+                time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 class IdleExecutor:

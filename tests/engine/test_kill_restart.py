@@ -13,11 +13,8 @@ first task ticks, then started again on the same home and database. Then:
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,19 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servicekit import Backend, EnosClient, run_in_transaction
+from servicekit import Backend, EnosClient, free_port, run_in_transaction, serve_process
 
 from batchd.config import Settings
 from batchd.store import identity
 
 MINUTE_MS = 60_000
 LONG, SHORT = 300, 5  # ticks of the killed attempt (outlives any restart) and of every other attempt
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 #: Runs `batchd` (its arguments follow) with the claim of a successor started ahead frozen: the
@@ -61,30 +52,14 @@ main()
 @contextmanager
 def server(home: Path, database_url: str, port: int, *, frozen: Path | None = None
            ) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "BATCHD_DATABASE_URL": database_url, "BATCHD_TIMEZONE": "UTC", "BATCHD_PARALLELISM": "4"}
-    start = [sys.executable, "-m", "batchd"]
-    if frozen is not None:
-        env["BATCHD_TEST_FROZEN"] = str(frozen)
-        start = [sys.executable, "-c", FROZEN_CLAIM]
-    process = subprocess.Popen(
-        [*start, "serve", "--insecure", "--host", "127.0.0.1", "--port", str(port), "--home", str(home)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(home / f"server-{port}.err", "wb"),  # noqa: SIM115
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                assert process.poll() is None, (home / f"server-{port}.err").read_text()
-                assert time.monotonic() < deadline, "batchd serve did not start"
-                time.sleep(0.05)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
+    """`batchd serve` on `home`, four slots; with `frozen`, its successor claims freeze (above)."""
+    if frozen is None:
+        with serve_process(home, database_url, port, parallelism=4) as process:
+            yield process
+    else:
+        with serve_process(home, database_url, port, parallelism=4, launcher=["-c", FROZEN_CLAIM],
+                           env={"BATCHD_TEST_FROZEN": str(frozen)}) as process:
+            yield process
 
 
 def call(client: EnosClient, method: str, resource: str, action: str, **options: Any) -> Any:
