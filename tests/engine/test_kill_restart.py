@@ -53,13 +53,10 @@ main()
 def server(home: Path, database_url: str, port: int, *, frozen: Path | None = None
            ) -> Iterator[subprocess.Popen[bytes]]:
     """`batchd serve` on `home`, four slots; with `frozen`, its successor claims freeze (above)."""
-    if frozen is None:
-        with serve_process(home, database_url, port, parallelism=4) as process:
-            yield process
-    else:
-        with serve_process(home, database_url, port, parallelism=4, launcher=["-c", FROZEN_CLAIM],
-                           env={"BATCHD_TEST_FROZEN": str(frozen)}) as process:
-            yield process
+    launcher = None if frozen is None else ["-c", FROZEN_CLAIM]
+    env = None if frozen is None else {"BATCHD_TEST_FROZEN": str(frozen)}
+    with serve_process(home, database_url, port, parallelism=4, launcher=launcher, env=env) as process:
+        yield process
 
 
 def call(client: EnosClient, method: str, resource: str, action: str, **options: Any) -> Any:
