@@ -13,8 +13,9 @@ The loop does everything else. Each turn, in this order:
    tasks, release WAIT tasks whose time came — one transaction, serialised across processes on
    PostgreSQL; at start and every `SWEEP_EVERY_S`, the sweep re-evaluates every running instance
    (`SWEEP_CHUNK` instances per transaction), the net under the hot path;
-3. cancel checks: any attempt this process runs whose task is no longer RUNNING (cancelled by
-   any process, or its workflow deleted) gets its `cancel` event set, and the runner kills it;
+3. cancel checks: any attempt this process runs whose task is no longer RUNNING as that attempt
+   (cancelled by any process, its workflow deleted, or claimed anew by another batchd after
+   this one was frozen past its lease) gets its `cancel` event set, and the runner kills it;
 4. claims: as many READY tasks as the executor has free slots, each compare-and-set to RUNNING
    with an attempt row owned by this process, then handed to the executor.
 
