@@ -170,7 +170,9 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.2, help="seconds between List Flow Instances polls")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="batchd-bench-engine-"))
-    env = {**os.environ, "BATCHD_PARALLELISM": str(args.parallelism)}
+    # The home's own SQLite database, whatever this shell's BATCHD_DATABASE_URL says.
+    env = {**{k: v for k, v in os.environ.items() if k != "BATCHD_DATABASE_URL"},
+           "BATCHD_PARALLELISM": str(args.parallelism)}
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed with the server below
     server, port = start_server(home, env, log)
     print(f"server log: {home / 'server.log'}" + ("" if args.keep_home else " (removed at the end: --keep-home)"),
