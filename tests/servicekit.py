@@ -273,14 +273,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(home: Path, database_url: str, port: int, *, parallelism: int,
+def serve_process(home: Path, database_url: str, port: int, *, parallelism: int | None = None,
                   launcher: list[str] | None = None, env: dict[str, str] | None = None
                   ) -> Iterator[subprocess.Popen[bytes]]:
     """A real `batchd serve --insecure` process on loopback `port` (`python -m batchd`, or
     `python <launcher...>` with batchd's arguments after it), once it accepts connections;
-    terminated afterwards. Its stderr goes to `<home>/server-<port>.err`."""
-    environment = {**os.environ, "BATCHD_DATABASE_URL": database_url, "BATCHD_TIMEZONE": "UTC",
-                   "BATCHD_PARALLELISM": str(parallelism), **(env or {})}
+    terminated afterwards. Its stderr goes to `<home>/server-<port>.err`. Without `parallelism`,
+    the slots batchd would choose itself."""
+    environment = {**os.environ, "BATCHD_DATABASE_URL": database_url, "BATCHD_TIMEZONE": "UTC", **(env or {})}
+    if parallelism is not None:
+        environment["BATCHD_PARALLELISM"] = str(parallelism)
     start = [sys.executable, *(launcher or ["-m", "batchd"])]
     errors = home / f"server-{port}.err"
     process = subprocess.Popen(
@@ -302,6 +304,14 @@ def serve_process(home: Path, database_url: str, port: int, *, parallelism: int,
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=30)
+
+
+def insecure_call(client: EnosClient, method: str, resource: str, action: str, **options: Any) -> Any:
+    """One unsigned call to a server started `--insecure`; its `data`, the envelope's code
+    asserted 0."""
+    envelope = client.call(method, resource, action, sign=False, **options)
+    assert envelope["code"] == 0, envelope
+    return envelope["data"]
 
 
 class IdleExecutor:

@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from servicekit import Backend, EnosClient, free_port, run_in_transaction, serve_process
+from servicekit import insecure_call as call
 
 from batchd.config import Settings
 from batchd.store import identity
@@ -57,12 +57,6 @@ def server(home: Path, database_url: str, port: int, *, frozen: Path | None = No
     env = None if frozen is None else {"BATCHD_TEST_FROZEN": str(frozen)}
     with serve_process(home, database_url, port, parallelism=4, launcher=launcher, env=env) as process:
         yield process
-
-
-def call(client: EnosClient, method: str, resource: str, action: str, **options: Any) -> Any:
-    envelope = client.call(method, resource, action, sign=False, **options)
-    assert envelope["code"] == 0, envelope
-    return envelope["data"]
 
 
 def ticking(marker: Path) -> str:

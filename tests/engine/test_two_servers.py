@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from servicekit import Backend, EnosClient, free_port, run_in_transaction, serve_process
+from servicekit import insecure_call as call
 
 from batchd.config import Settings
 from batchd.engine.status import Status
@@ -44,22 +45,24 @@ def flow_json(shape: str) -> dict[str, Any]:
             "relations": [{"sourceTaskName": a, "targetTaskName": b, "rerun": True} for a, b in relations(shape)]}
 
 
-def call(client: EnosClient, method: str, resource: str, action: str, **options: Any) -> Any:
-    envelope = client.call(method, resource, action, sign=False, **options)
-    assert envelope["code"] == 0, envelope
-    return envelope["data"]
-
-
-def test_two_servers_on_one_database_run_every_task_once_and_in_order(backend: Backend, tmp_path: Path) -> None:
+def two_servers_ahead(backend: Backend, tmp_path: Path, org_id: str
+                      ) -> tuple[Settings, list[Path], list[int], list[EnosClient]]:
+    """What two servers on `backend`'s database need before they start: their homes and ports,
+    an organisation bootstrapped (settings of the first home) and a client of each."""
     homes = [tmp_path / "a", tmp_path / "b"]
     for home in homes:
         home.mkdir()
     settings = Settings.load(home=homes[0], database_url=backend.database_url, environ={})
     creds = run_in_transaction(settings, lambda conn: identity.bootstrap(
-        conn, org_id="o-two", user_id="u-two", user_name="tester"))
+        conn, org_id=org_id, user_id=f"u-{org_id}", user_name="tester"))
     ports = [free_port(), free_port()]
     clients = [EnosClient(f"http://127.0.0.1:{port}", creds.access_key, creds.secret_key, creds.org_id,
                           creds.user_id) for port in ports]
+    return settings, homes, ports, clients
+
+
+def test_two_servers_on_one_database_run_every_task_once_and_in_order(backend: Backend, tmp_path: Path) -> None:
+    settings, homes, ports, clients = two_servers_ahead(backend, tmp_path, "o-two")
     with serve_process(homes[0], backend.database_url, ports[0], parallelism=2), \
             serve_process(homes[1], backend.database_url, ports[1], parallelism=2):
         root = call(clients[0], "GET", "directories", "listWorkFlowDirs")[0]["key"]
@@ -107,16 +110,8 @@ LONG, SHORT = 30, 3  # ticks (0.1 s apart) of a task's first process, and of any
 
 
 def test_when_one_of_two_servers_is_killed_the_other_finishes_its_tasks(backend: Backend, tmp_path: Path) -> None:
-    homes = [tmp_path / "a", tmp_path / "b"]
-    for home in homes:
-        home.mkdir()
+    _, homes, ports, clients = two_servers_ahead(backend, tmp_path, "o-survivor")
     marker = tmp_path / "ticks.txt"
-    settings = Settings.load(home=homes[0], database_url=backend.database_url, environ={})
-    creds = run_in_transaction(settings, lambda conn: identity.bootstrap(
-        conn, org_id="o-survivor", user_id="u-survivor", user_name="tester"))
-    ports = [free_port(), free_port()]
-    clients = [EnosClient(f"http://127.0.0.1:{port}", creds.access_key, creds.secret_key, creds.org_id,
-                          creds.user_id) for port in ports]
     # Each process of a task ticks with its attempt and its batchd's owner marker; a task's first
     # process ticks LONG times, so a surviving orphan would outlast the retry.
     tick = (f'n={SHORT}; [ "$BATCHD_ATTEMPT" = 1 ] && n={LONG}; for i in $(seq $n); do '
