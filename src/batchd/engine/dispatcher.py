@@ -211,8 +211,7 @@ class Engine:
         for claim in claims:
             cancel = CancelEvent()
             task = asyncio.create_task(self._run(claim, cancel), name=f"attempt-{claim.task_instance_id}")
-            self._running[claim.task_instance_id] = (claim.attempt, cancel, task)
-            self._names[claim.task_instance_id] = (claim.flow_instance_id, claim.task.name)
+            self._remember(claim, cancel, task)
             self._make_ready(claim)
 
     async def _recover(self) -> None:
@@ -332,6 +331,11 @@ class Engine:
             if needs_loop:
                 self.wake()
 
+    def _remember(self, claim: Claim, cancel: CancelEvent, task: asyncio.Task[None]) -> None:
+        """The attempt is this process's to run from now on (`_forget` ends that)."""
+        self._running[claim.task_instance_id] = (claim.attempt, cancel, task)
+        self._names[claim.task_instance_id] = (claim.flow_instance_id, claim.task.name)
+
     def _forget(self, task_instance_id: str) -> None:
         """The attempt is no longer this process's to run (its outcome is recorded, or it ended)."""
         self._running.pop(task_instance_id, None)
@@ -361,8 +365,7 @@ class Engine:
         cancel = CancelEvent()
         claimed: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(started, cancel, claimed), name=f"attempt-{started.task_instance_id}")
-        self._running[started.task_instance_id] = (started.attempt, cancel, task)
-        self._names[started.task_instance_id] = (started.flow_instance_id, started.task.name)
+        self._remember(started, cancel, task)
         self._unclaimed.add(started.task_instance_id)
         return _Ahead(claim=started, cancel=cancel, claimed=claimed)
 
