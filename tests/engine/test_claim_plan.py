@@ -91,7 +91,7 @@ def test_per_task_statements_read_no_instance_column_stored_after_the_snapshot()
 
 def test_a_listed_page_reads_no_instance_column_stored_after_the_snapshot() -> None:
     """A console refreshing List Flow Instances reads each page's rows again; for instances it
-    listed before, their snapshot fields and parameters come from `shapes.ListedFlow` (reading
+    listed before, their snapshot fields and parameters come from `instances.ListedFlow` (reading
     `parameters` walked a 1 MB snapshot's overflow pages, ~5 ms per refresh)."""
     from batchd.engine.operations import _LISTED_COLUMNS
 

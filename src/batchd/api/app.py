@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, owns_process: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.migrate()
+        database.start_checkpoints()
         try:
             async with _running_engine(database, settings):
                 if owns_process:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchd.catalog import flow_store
 from batchd.catalog.model import FlowDefinition, Parameter
-from batchd.catalog.shapes import to_document
+from batchd.catalog.shapes import from_document, to_document
 from batchd.clock import now_ms
 from batchd.engine.status import Status
 from batchd.errors import BatchdError, IllegalState, InvalidParameter
@@ -102,6 +102,76 @@ class Creation:
 
 
 @dataclass(frozen=True)
+class ListedFlow:
+    """The four fields of an instance's snapshot that a FlowInstance shows, and the instance's
+    `parameters` column: what a listed instance shows beyond its row's small columns, fixed
+    when the instance is created.
+
+    List Flow Instances shows a page of instances, each with its own snapshot of tens of KB;
+    building the whole `FlowDefinition` of each (`from_document`) was most of the page's cost
+    (~0.5 ms per item, docs/performance.md "History"). These fields are read straight from the
+    stored JSON, which `catalog.shapes.to_document` wrote from the same values. The parameters
+    are kept with them because on SQLite the column is stored after the snapshot: reading it
+    walks the snapshot's overflow pages (~5 ms per refresh of a console watching a 1,000-task
+    layered instance, whose snapshot is 1 MB).
+    """
+
+    cron: str
+    cycle: str
+    submitter: str
+    alert_mode: int
+    parameters: str  # the instance's effective parameters, as stored (JSON text)
+
+    @classmethod
+    def of(cls, definition: FlowDefinition, parameters: str) -> ListedFlow:
+        return cls(definition.cron, definition.cycle.value, definition.submitter, definition.alert_mode, parameters)
+
+    @classmethod
+    def read(cls, document: str, parameters: str) -> ListedFlow:
+        """From a stored document; one in another layout goes through the model parser."""
+        doc = json.loads(document)
+        fields = (doc.get("cron"), doc.get("cycle"), doc.get("submitter"), doc.get("alertMode"))
+        if cls.plain(fields):
+            return cls(*fields, parameters)
+        return cls.of(from_document(document), parameters)
+
+    @staticmethod
+    def plain(fields: tuple[Any, ...]) -> bool:
+        """True when (cron, cycle, submitter, alertMode) read from a document are as the model
+        gives them: three strings and an integer."""
+        return all(isinstance(v, str) for v in fields[:3]) and type(fields[3]) is int
+
+    @classmethod
+    def known(cls, instance_id: str, created_at: int) -> ListedFlow | None:
+        """The fields of an instance listed before. A snapshot is written once, with its row,
+        so (id, creation time) names one for good; a console watching a running 1,000-task
+        instance otherwise parsed its ~200 KB snapshot on every refresh."""
+        return _LISTED.get((instance_id, created_at))
+
+    @classmethod
+    def remember(cls, instance_id: str, created_at: int, document: str, parameters: str) -> ListedFlow:
+        return cls.read(document, parameters).keep(instance_id, created_at)
+
+    def keep(self, instance_id: str, created_at: int) -> ListedFlow:
+        """Remember these as the fields of the instance (`known`). The process creating an
+        instance keeps them as it inserts the row (`_create`), so that listing the instance
+        never parses its snapshot here: for a 1,000-task workflow (~1 MB) ~10-15 ms, which the
+        first List after a trigger spent while the run's first tasks waited to start. Kept
+        before the transaction commits: should it roll back, the entry names an (id, creation
+        millisecond) that no row has, and is never asked for."""
+        if len(_LISTED) >= LISTED_KEPT:
+            del _LISTED[next(iter(_LISTED))]
+        _LISTED[(instance_id, created_at)] = self
+        return self
+
+
+#: How many instances' `ListedFlow` are kept (a few hundred bytes each).
+LISTED_KEPT = 4096
+_LISTED: dict[tuple[str, int], ListedFlow] = {}
+
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What an instance copies from its flow: the stored definition text as is, plus the few
     fields the instance row mirrors, read with `json.loads` rather than the model parser."""
@@ -116,6 +186,7 @@ class Snapshot:
     parameters: tuple[tuple[str, str], ...]
     relations: tuple[tuple[str, str, bool], ...]  # (source, target, rerun)
     parameters_text: str  # the run's parameters without overrides (`effective_parameters`)
+    listed: ListedFlow | None  # what List Flow Instances shows of it, with `parameters_text`
 
 
 async def create_flow_instance(
@@ -201,6 +272,7 @@ def _create(
 ) -> list[Creation]:
     now = now_ms()
     planned: list[tuple[InstanceRequest, str | None, BatchdError | None, tuple[Any, ...] | None, list[tuple[Any, ...]]]] = []
+    listed: dict[str, ListedFlow | None] = {}  # what List Flow Instances shows of each, by id
     for request in requests:
         if request.flow_id not in snapshots:
             planned.append((request, None, InvalidParameter(f"flowId: workflow {request.flow_id} does not exist"),
@@ -214,6 +286,8 @@ def _create(
             planned.append((request, None, refused, None, []))
             continue
         planned.append((request, row[0], None, row, tasks))
+        if snapshot.listed is not None:
+            listed.setdefault(row[0], replace(snapshot.listed, parameters=row[_INSTANCE_COLUMNS.index("parameters")]))
     # Insert the absent ones; which this call made decides the answer (a duplicate within the
     # batch or another process's instance yields None).
     tasks_of: dict[str, list[tuple[Any, ...]]] = {}  # the first request of each id
@@ -223,6 +297,10 @@ def _create(
             tasks_of[instance_id] = task_rows
             rows_to_insert.append(row)
     made = _insert_absent(conn, rows_to_insert) if rows_to_insert else set()
+    for instance_id in made:
+        fields = listed.get(instance_id)
+        if fields is not None:
+            fields.keep(instance_id, now)
     task_rows = [t for instance_id in tasks_of if instance_id in made for t in tasks_of[instance_id]]
     if task_rows:
         _insert_tasks(conn, task_rows)
@@ -349,9 +427,12 @@ def _snapshot(row: sa.Row) -> Snapshot | None:
     )
     if not plain:
         return None
+    parameters_text = _parameters_text(pairs, None)
+    listed = (doc.get("cron"), doc.get("cycle"), doc.get("submitter"), doc.get("alertMode"))
     return Snapshot(org_id=row.org_id, creator=row.creator, name=name, type=kind, owners=owners,
                      document=row.definition, tasks=tasks, parameters=pairs, relations=relations,
-                     parameters_text=_parameters_text(pairs, None))
+                     parameters_text=parameters_text,
+                     listed=ListedFlow(*listed, parameters_text) if ListedFlow.plain(listed) else None)
 
 
 async def _model_snapshot(conn: AsyncConnection, flow_id: int) -> Snapshot:
@@ -361,12 +442,13 @@ async def _model_snapshot(conn: AsyncConnection, flow_id: int) -> Snapshot:
         raise InvalidParameter(f"flowId: workflow {flow_id} does not exist")
     definition = flow.definition
     pairs = tuple((p.key, p.value) for p in definition.parameters.items)
+    parameters_text = _parameters_text(pairs, None)
     return Snapshot(
         org_id=flow.org_id, creator=flow.creator, name=definition.name, type=definition.type,
         owners=definition.owners.text, document=to_document(definition),
         tasks=tuple((t.task_id, t.name) for t in definition.tasks),
         parameters=pairs, relations=tuple((r.source, r.target, r.rerun) for r in definition.relations),
-        parameters_text=_parameters_text(pairs, None),
+        parameters_text=parameters_text, listed=ListedFlow.of(definition, parameters_text),
     )
 
 

@@ -245,21 +245,21 @@ def list_flow_instances_now(conn: sa.Connection, caller: Caller, body: Any, *, z
         query = sa.select(*_LISTED_COLUMNS).where(
             flow_instances.c.instance_id.in_(page.scalar_subquery())).order_by(*order)
     rows = conn.execute(query).all()
-    listed = {row.instance_id: shapes.ListedFlow.known(row.instance_id, row.created_at) for row in rows}
+    listed = {row.instance_id: instances.ListedFlow.known(row.instance_id, row.created_at) for row in rows}
     unknown = [instance_id for instance_id, fields in listed.items() if fields is None]
     if unknown:  # snapshots and parameters are read only for instances not listed before
         for instance_id, created_at, document, parameters in conn.execute(
                 sa.select(flow_instances.c.instance_id, flow_instances.c.created_at, flow_instances.c.definition,
                           flow_instances.c.parameters)
                 .where(flow_instances.c.instance_id.in_(unknown))):
-            listed[instance_id] = shapes.ListedFlow.remember(instance_id, created_at, document, parameters)
+            listed[instance_id] = instances.ListedFlow.remember(instance_id, created_at, document, parameters)
     items = [shapes.flow_instance(row, listed[row.instance_id], zone=zone, can_edit=_owns(caller, row), graph=None)
              for row in rows]
     return {"flowInsts": items, "count": count}
 
 
 #: A listed instance's columns: all but its snapshot and parameters (stored after it), which
-#: are read once per instance and cached (`shapes.ListedFlow`).
+#: are read once per instance and cached (`instances.ListedFlow`).
 _LISTED_COLUMNS = [column for column in flow_instances.c if column.name not in ("definition", "parameters")]
 
 

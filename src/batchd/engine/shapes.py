@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from batchd.catalog.model import TASK_KIND_BY_CODE, FlowDefinition, TaskDefinition, TaskKind
 from batchd.catalog.shapes import from_document, java_timestamp, link_node_id, task_node_id
-from batchd.engine.instances import local_time
+from batchd.engine.instances import ListedFlow, local_time
 from batchd.engine.status import status_name
 from batchd.runner.header import java_date
 
@@ -65,61 +65,6 @@ def instance_graph(flow: sa.Row, definition: FlowDefinition, tasks: list[sa.Row]
         "flows": flows,
         "relations": relations,
     }
-
-
-@dataclass(frozen=True)
-class ListedFlow:
-    """The four fields of an instance's snapshot that a FlowInstance shows, and the instance's
-    `parameters` column: what a listed instance shows beyond its row's small columns, fixed
-    when the instance is created.
-
-    List Flow Instances shows a page of instances, each with its own snapshot of tens of KB;
-    building the whole `FlowDefinition` of each (`from_document`) was most of the page's cost
-    (~0.5 ms per item, docs/performance.md "History"). These fields are read straight from the
-    stored JSON, which `catalog.shapes.to_document` wrote from the same values. The parameters
-    are kept with them because on SQLite the column is stored after the snapshot: reading it
-    walks the snapshot's overflow pages (~5 ms per refresh of a console watching a 1,000-task
-    layered instance, whose snapshot is 1 MB).
-    """
-
-    cron: str
-    cycle: str
-    submitter: str
-    alert_mode: int
-    parameters: str  # the instance's effective parameters, as stored (JSON text)
-
-    @classmethod
-    def of(cls, definition: FlowDefinition, parameters: str) -> ListedFlow:
-        return cls(definition.cron, definition.cycle.value, definition.submitter, definition.alert_mode, parameters)
-
-    @classmethod
-    def read(cls, document: str, parameters: str) -> ListedFlow:
-        """From a stored document; one in another layout goes through the model parser."""
-        doc = json.loads(document)
-        fields = (doc.get("cron"), doc.get("cycle"), doc.get("submitter"), doc.get("alertMode"))
-        if all(isinstance(v, str) for v in fields[:3]) and type(fields[3]) is int:
-            return cls(*fields, parameters)
-        return cls.of(from_document(document), parameters)
-
-    @classmethod
-    def known(cls, instance_id: str, created_at: int) -> ListedFlow | None:
-        """The fields of an instance listed before. A snapshot is written once, with its row,
-        so (id, creation time) names one for good; a console watching a running 1,000-task
-        instance otherwise parsed its ~200 KB snapshot on every refresh."""
-        return _LISTED.get((instance_id, created_at))
-
-    @classmethod
-    def remember(cls, instance_id: str, created_at: int, document: str, parameters: str) -> ListedFlow:
-        listed = cls.read(document, parameters)
-        if len(_LISTED) >= LISTED_KEPT:
-            del _LISTED[next(iter(_LISTED))]
-        _LISTED[(instance_id, created_at)] = listed
-        return listed
-
-
-#: How many instances' `ListedFlow` are kept (a few hundred bytes each).
-LISTED_KEPT = 4096
-_LISTED: dict[tuple[str, int], ListedFlow] = {}
 
 
 def flow_instance(flow: sa.Row, definition: FlowDefinition | ListedFlow, *, zone: dt.tzinfo, can_edit: bool,

@@ -28,7 +28,9 @@ for a read transaction, for reads a client repeats often (List Flow Instances).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,12 +52,19 @@ from batchd.config import Settings
 from batchd.store.sqlite_driver import one_hop_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: WAL pages after which a committing SQLite connection checkpoints by itself. SQLite's default
+#: is 1,000; batchd's server checkpoints on a thread of its own (`WalCheckpointer`), so this is
+#: only the backstop, for processes without one and a checkpointer that cannot keep up.
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
+#: How often the server's `WalCheckpointer` copies committed WAL pages into the database file.
+CHECKPOINT_EVERY_S = 1.0
 POSTGRES_THREADS = 4  # `run_write` threads on PostgreSQL (fewer than the sync pool's 5 connections)
 #: Execution option telling the SQLite `begin` hook how to start: "read" (deferred BEGIN) or
 #: "autocommit" (no BEGIN at all); absent means BEGIN IMMEDIATE.
 _SQLITE_BEGIN = "batchd_sqlite_begin"
 MIGRATION_LOCK_KEY = 0x62A7C4D  # any constant; names batchd's migration lock on PostgreSQL
 T = TypeVar("T")
+log = logging.getLogger("batchd.store")
 #: Callbacks of the innermost `Database.transaction()` open in this task, run once it commits.
 _AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar("batchd_after_commit", default=None)
 
@@ -80,6 +89,14 @@ class Database:
     engine: AsyncEngine
     _engines: dict[str, AsyncEngine] = field(default_factory=dict, compare=False, repr=False)
     _worker: _Worker | None = field(default=None, compare=False, repr=False)
+    _checkpointer: WalCheckpointer | None = field(default=None, compare=False, repr=False)
+
+    def start_checkpoints(self) -> None:
+        """Checkpoint an SQLite file's WAL on a thread of its own from now on (`WalCheckpointer`),
+        until `dispose()`; a no-op on PostgreSQL and in-memory SQLite. For the server: a one-shot
+        tool's connections checkpoint by themselves, as SQLite's do by default."""
+        if self._checkpointer is not None:
+            self._checkpointer.start()
 
     @property
     def dialect(self) -> str:
@@ -165,8 +182,11 @@ class Database:
         return current, ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
 
     async def dispose(self) -> None:
-        """Close every pooled connection (and the worker's threads). The database stays usable:
-        its next use opens new ones (a bulk load closes them to leave SQLite's WAL unpinned)."""
+        """Close every pooled connection (and the worker's threads) and stop the checkpoints.
+        The database stays usable: its next use opens new ones (a bulk load closes them to leave
+        SQLite's WAL unpinned)."""
+        if self._checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.stop)
         if self._worker is not None:
             await self._worker.close()
         await self.engine.dispose()
@@ -238,6 +258,57 @@ class _Worker:
             self._engine.dispose()
 
 
+class WalCheckpointer:
+    """Copies the committed pages of an SQLite file's WAL into the database file, every
+    `CHECKPOINT_EVERY_S`, on a thread and connection of its own.
+
+    Left to SQLite, the connection whose commit takes the WAL past 1,000 pages does the
+    checkpoint inside that commit: it copies the pages and syncs the database file, ~15-30 ms
+    here, and in the server that connection is often the engine's, committing on the event
+    loop (`_Worker._try_inline`). Once per ~1,000-task run the loop stopped that long, before
+    the first task of the run could start (docs/performance.md, "Engine"). Here the copying and
+    syncing happen on this thread, which holds no GIL while SQLite works; a PASSIVE checkpoint
+    takes no lock that writers or readers wait for. The connections' own threshold is raised
+    to `SQLITE_AUTOCHECKPOINT_PAGES` (`_configure_sqlite`) so that they still checkpoint if this
+    thread falls far behind.
+    """
+
+    def __init__(self, path: str, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        self._path = path
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="batchd-wal-checkpoint", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the checkpoint under way, if any (a final one runs as the last connection
+        closes: SQLite's own)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join()
+
+    def _run(self) -> None:
+        connection = None
+        try:
+            while not self._stop.wait(self._every_s):
+                try:
+                    if connection is None:
+                        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # the next turn tries again; writers checkpoint meanwhile
+                    log.warning("WAL checkpoint failed", exc_info=True)
+        finally:
+            if connection is not None:
+                connection.close()
+
+
 def open_database(settings: Settings) -> Database:
     """Create the engine for `settings.database_url` (the SQLite file's folder is created too)."""
     url = sa.make_url(settings.database_url)
@@ -253,7 +324,8 @@ def open_database(settings: Settings) -> Database:
         else:
             engine = create_async_engine(url)
         _configure_sqlite(engine.sync_engine)
-        return Database(engine=engine, _worker=worker)
+        checkpointer = WalCheckpointer(url.database) if worker is not None else None
+        return Database(engine=engine, _worker=worker, _checkpointer=checkpointer)
     engine = create_async_engine(url, pool_pre_ping=True)
     return Database(engine=engine, _worker=_Worker(sa.create_engine(url, pool_pre_ping=True), threads=POSTGRES_THREADS))
 
@@ -302,6 +374,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed data
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")  # `WalCheckpointer`
         cursor.close()
 
     @event.listens_for(engine, "begin")
