@@ -9,6 +9,8 @@ import pytest
 
 from batchd.errors import InvalidParameter
 from batchd.runner import AttemptOutcome, Verdict, attempt_header, classify, parse_codes
+from batchd.runner import header as header_module
+from batchd.runner.header import Clock
 
 
 def test_parse_codes() -> None:
@@ -67,3 +69,16 @@ def test_header_of_a_retry_names_the_attempt_and_prints_the_server_zone() -> Non
     assert "current time:\tThu Aug 08 11:22:38 CST 2019\n" in header
     fixed = now.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
     assert "Thu Aug 08 11:22:38 GMT+08:00 2019" in attempt_header(1, 1, "i", "x", "", fixed)
+
+
+def test_the_header_clock_shows_the_current_second_in_its_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Clock` formats once per second; each second, and each zone, reads as `java_date` says."""
+    clock = Clock(ZoneInfo("Asia/Shanghai"))
+    now = [1565234558.2]  # 2019-08-08 03:22:38.2 UTC
+    monkeypatch.setattr(header_module.time, "time", lambda: now[0])
+    assert clock.now() == "Thu Aug 08 11:22:38 CST 2019"
+    now[0] += 0.7
+    assert clock.now() == "Thu Aug 08 11:22:38 CST 2019"
+    now[0] += 0.2  # into the next second
+    assert clock.now() == "Thu Aug 08 11:22:39 CST 2019"
+    assert Clock(ZoneInfo("America/New_York")).now() == "Wed Aug 07 23:22:39 EDT 2019"

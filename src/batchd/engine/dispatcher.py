@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import socket
@@ -48,7 +47,7 @@ from batchd.engine import instances, progress, recovery
 from batchd.engine.progress import INTERRUPTED, Claim, DefinitionCache, Owner, Result
 from batchd.engine.status import Status
 from batchd.executors.base import Executor
-from batchd.runner.header import attempt_header
+from batchd.runner.header import Clock, attempt_header
 from batchd.runner.process import OWNER_MARKER
 from batchd.runner.records import PYTHON_KIND, SHELL_KINDS, AttemptOutcome, AttemptSpec, CancelEvent
 from batchd.runner.variables import substitute
@@ -100,6 +99,7 @@ class Engine:
         self.owner = Owner(owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                            host=socket.gethostname(), pid=os.getpid())
         self.cache = DefinitionCache()
+        self._clock = Clock(settings.zone)  # the headers' current time
         self._wake = asyncio.Event()
         self._writes = asyncio.Lock()
         self._stopping = False
@@ -268,9 +268,11 @@ class Engine:
         return self._spec(claim, stamped=True)
 
     def _spec(self, claim: Claim, *, stamped: bool) -> AttemptSpec:
-        trigger = instances.local_time(claim.trigger_time_ms, self.settings.zone)
-        command = substitute(claim.task.cmd, trigger_time=trigger, parameters=claim.parameters,
-                             task_id=claim.task.task_id or "", instance_id=claim.flow_instance_id)
+        command = claim.task.cmd
+        if "${" in command:  # else nothing to substitute, and no trigger time to work out
+            trigger = instances.local_time(claim.trigger_time_ms, self.settings.zone)
+            command = substitute(command, trigger_time=trigger, parameters=claim.parameters,
+                                 task_id=claim.task.task_id or "", instance_id=claim.flow_instance_id)
         return AttemptSpec(
             task_instance_id=claim.task_instance_id, attempt=claim.attempt, task_type=claim.task.kind.value,
             command=command, timeout_seconds=claim.task.timeout_seconds or None,
@@ -282,8 +284,7 @@ class Engine:
 
     def _header(self, claim: Claim, command: str) -> str:
         return attempt_header(claim.attempt, claim.attempt, claim.task_instance_id, command,
-                              claim.task.submitter or claim.flow.submitter,
-                              dt.datetime.now(tz=dt.timezone.utc).astimezone(self.settings.zone))
+                              claim.task.submitter or claim.flow.submitter, self._clock.now())
 
     def _make_ready(self, claim: Claim) -> None:
         """While `claim`'s attempt runs, make its successor's spec and work directory (`Successor`),

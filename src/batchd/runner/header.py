@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 _OPEN = "=" * 73
 _CLOSE = "=" * 39
@@ -31,15 +32,34 @@ def java_date(moment: dt.datetime) -> str:
     )
 
 
+class Clock:
+    """`java_date` of the current second in one zone, formatted once per second: every
+    attempt's header shows the time it starts, and a busy engine starts hundreds a second
+    (formatting one, with the zone's name and offset, costs ~20 µs)."""
+
+    def __init__(self, zone: dt.tzinfo) -> None:
+        self.zone = zone
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            moment = dt.datetime.fromtimestamp(second, tz=dt.timezone.utc).astimezone(self.zone)
+            self._second, self._text = second, java_date(moment)
+        return self._text
+
+
 def attempt_header(
     run_num: int,
     attempt: int,
     instance_id: str,
     cmdline: str,
     submitter: str,
-    now: dt.datetime,
+    now: dt.datetime | str,
 ) -> str:
-    """The header block the engine passes as `AttemptSpec.header` (ends with a newline).
+    """The header block the engine passes as `AttemptSpec.header` (ends with a newline); `now`
+    is the current time, or its `java_date` already (`Clock`).
 
     Byte-for-byte the EnOS sample for a first attempt (`run  num:` has two spaces there);
     a retry (attempt >= 2) adds an `attempt:` line after the run number, since EnOS shows one
@@ -52,7 +72,7 @@ def attempt_header(
         f"instance:\t{instance_id}",
         f"cmdline:\t{cmdline}",
         f"submitter:\t{submitter}",
-        f"current time:\t{java_date(now)}",
+        f"current time:\t{now if isinstance(now, str) else java_date(now)}",
         _CLOSE,
     ]
     return "\n".join(lines) + "\n"
