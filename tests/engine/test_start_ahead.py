@@ -166,19 +166,23 @@ def test_a_failed_transaction_kills_the_successor_started_ahead_and_a_later_clai
     assert then.count("run  num:\t1") == 1 and then.rstrip().endswith("started\ndone"), log
 
 
-def test_a_failed_task_leaves_no_work_folder_for_the_successor_that_never_ran(
+def test_a_failed_task_leaves_no_work_folder_or_log_for_the_successor_that_never_ran(
         backend: Backend, tmp_path: Path) -> None:
-    """The successor's work folder is made while its upstream task runs (so that it starts
-    sooner); when the upstream task fails instead, the folder goes again."""
+    """The successor's work folder (and, once the instance's logs folder exists, its empty log
+    file) is made while its upstream task runs, so that it starts sooner; when the upstream
+    task fails instead, both go again."""
     settings = Settings.load(home=tmp_path / "home", database_url=backend.database_url, environ={}, timezone="UTC")
-    found = asyncio.run(run_chain(settings, {"first": "sleep 0.2; false", "second": "true"},
+    found = asyncio.run(run_chain(settings, {"first": "true", "second": "sleep 0.2; false", "third": "true"},
                                   until={Status.SUCCESS, Status.FAIL}))
 
     assert found["status"] == Status.FAIL
     tasks = found["tasks"]
-    assert tasks["first"].status == Status.FAIL and tasks["second"].status == Status.INIT
-    work = settings.home / "work" / tasks["first"].flow_instance_id
-    assert sorted(path.name for path in work.iterdir()) == [f"{tasks['first'].instance_id}.1"]
+    assert [tasks[name].status for name in ("first", "second", "third")] == [Status.SUCCESS, Status.FAIL, Status.INIT]
+    ran = sorted(tasks[name].instance_id for name in ("first", "second"))
+    instance = tasks["first"].flow_instance_id
+    assert sorted(path.name for path in (settings.home / "work" / instance).iterdir()) == [f"{i}.1" for i in ran]
+    assert sorted(path.name for path in (settings.home / "logs" / instance).iterdir()) == [f"{i}.log" for i in ran]
+    assert found["logs"]["second"].startswith("=" * 73) and found["logs"]["third"] is None
 
 
 def test_a_successor_run_by_a_runner_plugin_is_not_started_ahead(

@@ -108,7 +108,8 @@ class Engine:
         self._paths: dict[str, tuple[Path, Path]] = {}  # `_folders`
         # (flow instance, task name) of each attempt in `_running`: its task is certainly not done
         self._names: dict[str, tuple[str, str]] = {}
-        self._specs: dict[str, AttemptSpec] = {}  # successors' specs made ahead (`_make_ready`)
+        # successors' specs made ahead, and whether their log file was made too (`_make_ready`)
+        self._specs: dict[str, tuple[AttemptSpec, bool]] = {}
         self._unclaimed: set[str] = set()  # attempts started ahead of their claim's commit (`_start_ahead`)
         # Only where the attempt's processes run on this machine may one start before its claim
         # commits: after a crash, recovery finds them by their owner marker and kills them.
@@ -263,8 +264,8 @@ class Engine:
         """The attempt's spec, its log header stamped now (as it starts); made ahead when it is
         a successor (`_make_ready`)."""
         made = self._specs.pop(claim.task_instance_id, None) if self._specs else None
-        if made is not None and made.attempt == claim.attempt:
-            return replace(made, header=self._header(claim, made.command))
+        if made is not None and made[0].attempt == claim.attempt:
+            return replace(made[0], header=self._header(claim, made[0].command))
         return self._spec(claim, stamped=True)
 
     def _spec(self, claim: Claim, *, stamped: bool) -> AttemptSpec:
@@ -287,9 +288,10 @@ class Engine:
                               claim.task.submitter or claim.flow.submitter, self._clock.now())
 
     def _make_ready(self, claim: Claim) -> None:
-        """While `claim`'s attempt runs, make its successor's spec and work directory (`Successor`),
-        which it will start with, if it succeeds, at once: on a chain the loop is idle meanwhile,
-        and the next step then starts ~0.1 ms sooner. Undone (`_unmake`) if it does not."""
+        """While `claim`'s attempt runs, make its successor's spec, work directory and (empty) log
+        file (`Successor`), which it will start with, if it succeeds, at once: on a chain the loop
+        is idle meanwhile, and the next step then starts ~0.1 ms sooner. Undone (`_unmake`) if
+        it does not."""
         started = self._ahead_of(claim) if self._ahead else None
         if started is None:
             return
@@ -298,17 +300,27 @@ class Engine:
             os.makedirs(spec.workdir)
         except OSError:
             return  # the attempt's own start makes it, or says why it cannot
+        try:  # its folder exists after this instance's first attempt; else the start makes both
+            os.close(os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644))
+            made_log = True
+        except OSError:
+            made_log = False
         if len(self._specs) >= 1024:
             self._specs.pop(next(iter(self._specs)))
-        self._specs[started.task_instance_id] = spec
+        self._specs[started.task_instance_id] = (spec, made_log)
 
     def _unmake(self, claim: Claim) -> None:
-        """Drop the successor's spec `_make_ready` made, and its work directory while empty."""
+        """Drop the successor's spec `_make_ready` made, its work directory while empty, and the
+        log file it made while nothing was written to it."""
         successor = claim.successor
-        spec = None if successor is None else self._specs.pop(successor.task_instance_id, None)
-        if spec is not None:
+        made = None if successor is None else self._specs.pop(successor.task_instance_id, None)
+        if made is not None:
+            spec, made_log = made
             with contextlib.suppress(OSError):
                 os.rmdir(spec.workdir)
+            with contextlib.suppress(OSError):
+                if made_log and os.stat(spec.log_path).st_size == 0:
+                    os.unlink(spec.log_path)
 
     async def _run(self, claim: Claim, cancel: asyncio.Event,
                    claimed: asyncio.Future[Claim | None] | None = None) -> None:
