@@ -13,7 +13,11 @@ from servicekit import Backend
 
 from batchd.config import Settings
 from batchd.store.database import open_database
+from batchd.store.statements import Prepared
 from batchd.store.tables import orgs
+
+_INSERT_ORG = Prepared(sa.insert(orgs).values(org_id=sa.bindparam("org_id"), name=sa.bindparam("name"),
+                                              created_at=sa.bindparam("created_at")))
 
 
 def add(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
@@ -61,6 +65,14 @@ async def short_scenario(settings: Settings) -> tuple[list[bool], list[str]]:
             conn.execute(sa.insert(orgs).values(org_id=name, name=name, created_at=0))
         return run
 
+    def raw(name: str, *, fail: bool = False):  # type: ignore[no-untyped-def]
+        """The engine's kind of statement: on the DB-API cursor, not through SQLAlchemy."""
+        def run(conn: sa.Connection) -> None:
+            _INSERT_ORG.execute(conn, {"org_id": name, "name": name, "created_at": 0})
+            if fail:
+                raise RuntimeError("half-way")
+        return run
+
     try:
         await database.run_write(work("o-free"), short=True)
         def failing(conn: sa.Connection) -> None:
@@ -69,6 +81,9 @@ async def short_scenario(settings: Settings) -> tuple[list[bool], list[str]]:
 
         with pytest.raises(RuntimeError):
             await database.run_write(failing, short=True)
+        await database.run_write(raw("o-raw"), short=True)
+        with pytest.raises(RuntimeError):
+            await database.run_write(raw("o-raw-rolled-back", fail=True), short=True)
         holder = await database.engine.connect()
         await holder.begin()  # BEGIN IMMEDIATE on SQLite: the write lock is taken
         await holder.execute(sa.insert(orgs).values(org_id="o-holder", name="o-holder", created_at=0))
@@ -98,4 +113,4 @@ def test_a_short_write_runs_on_the_loop_when_the_lock_is_free_and_queues_otherwi
     assert (free, rolled_back, queued) == ((True, True, False) if backend.name == "sqlite" else (False, False, False))
     if backend.name == "sqlite":
         assert not queued_early  # it waited for the holder's commit, and the loop kept turning
-    assert names == ["o-free", "o-holder", "o-queued"]
+    assert names == ["o-free", "o-holder", "o-queued", "o-raw"]
