@@ -5,7 +5,7 @@ per shape and commit, the bar the series' median; crosses are the chain against 
 floor. Needs matplotlib, which batchd does not depend on:
 
     python3 -m venv /tmp/plotenv && /tmp/plotenv/bin/pip install matplotlib
-    /tmp/plotenv/bin/python bench/plot_engine_series.py 8e51fbd 4e4ed09
+    /tmp/plotenv/bin/python bench/plot_engine_series.py 8e51fbd 4e4ed09 5bbb874
 """
 
 import statistics
