@@ -236,8 +236,8 @@ class _Worker:
         None) at once when the write lock is taken: this connection never waits for it.
 
         The transaction is begun and ended on the driver's connection itself: SQLAlchemy's
-        `begin()` and commit cost ~35 µs of the ~300 µs an outcome-and-claim takes, for nothing
-        the hot path's statements need (they run on the DB-API cursor, `store.statements`).
+        `begin()` and commit cost ~20 µs more of the ~300 µs an outcome-and-claim takes, for
+        nothing the hot path's statements need (they run on the DB-API cursor, `store.statements`).
         A statement of `work` that does go through SQLAlchemy (a flow's end, a cross-workflow
         reference) opens SQLAlchemy's own transaction on top; the `begin` hook then issues no
         second BEGIN (`_configure_sqlite`), and that transaction is ended through SQLAlchemy."""
@@ -284,7 +284,7 @@ class WalCheckpointer:
     `CHECKPOINT_EVERY_S`, on a thread and connection of its own.
 
     Left to SQLite, the connection whose commit takes the WAL past 1,000 pages does the
-    checkpoint inside that commit: it copies the pages and syncs the database file, ~15-30 ms
+    checkpoint inside that commit: it copies the pages and syncs the database file, 10-30 ms
     here, and in the server that connection is often the engine's, committing on the event
     loop (`_Worker._try_inline`). Once per ~1,000-task run the loop stopped that long, before
     the first task of the run could start (docs/performance.md, "Engine"). Here the copying and
