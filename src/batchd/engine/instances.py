@@ -170,7 +170,6 @@ LISTED_KEPT = 4096
 _LISTED: dict[tuple[str, int], ListedFlow] = {}
 
 
-
 @dataclass(frozen=True)
 class Snapshot:
     """What an instance copies from its flow: the stored definition text as is, plus the few
@@ -272,7 +271,7 @@ def _create(
 ) -> list[Creation]:
     now = now_ms()
     planned: list[tuple[InstanceRequest, str | None, BatchdError | None, tuple[Any, ...] | None, list[tuple[Any, ...]]]] = []
-    listed: dict[str, ListedFlow | None] = {}  # what List Flow Instances shows of each, by id
+    listed: dict[str, ListedFlow] = {}  # what List Flow Instances shows of each, by id
     for request in requests:
         if request.flow_id not in snapshots:
             planned.append((request, None, InvalidParameter(f"flowId: workflow {request.flow_id} does not exist"),
