@@ -36,7 +36,6 @@ async def written_rows_reach_the_file(home: Path, copies: Path, *, checkpoints: 
     if checkpoints:
         database.start_checkpoints()
     try:
-        seen = []
         for name in ("o-inline", "o-worker"):
             def add(conn: sa.Connection, name: str = name) -> None:
                 # ~1,500 pages: past SQLite's default threshold, below batchd's

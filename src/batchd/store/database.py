@@ -405,9 +405,9 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             return  # the driver runs each statement in SQLite's own implicit transaction
         begin = "BEGIN" if mode == "read" else "BEGIN IMMEDIATE"
         dbapi_connection = conn.connection.dbapi_connection
-        if isinstance(dbapi_connection, sqlite3.Connection) and dbapi_connection.in_transaction:
-            return  # begun on the driver's connection already (`_Worker._try_inline`)
         if isinstance(dbapi_connection, sqlite3.Connection):
+            if dbapi_connection.in_transaction:
+                return  # begun on the driver's connection already (`_Worker._try_inline`)
             # Straight to pysqlite: through `exec_driver_sql` the BEGIN of every engine
             # transaction cost ~45 µs of the ~400 µs an outcome-and-claim takes, nearly all of
             # it SQLAlchemy's execution machinery around a statement with nothing to process.
